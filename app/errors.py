@@ -1,0 +1,138 @@
+"""The one error tree of icehook, and the one handler that turns it into JSON.
+
+::
+
+    IcehookError                     anything icehook raises on purpose
+    ├── ConfigError                  a setting is wrong; the program stops at start (exit 2)
+    ├── ApiError                     answered to an HTTP client as {"error": {code, message}}
+    │   ├── BadRequest          400
+    │   ├── Unauthorized        401
+    │   ├── NotFound            404
+    │   ├── Conflict            409
+    │   ├── PayloadTooLarge     413
+    │   ├── ValidationError     422  names the field that is wrong
+    │   └── Unavailable         503
+    ├── SignatureError               a signature is missing, malformed, stale or does not verify
+    └── IceError                     ICE answered with an error, or could not be reached
+        └── IceJobNotFound           ICE does not know the job (JobNotFound, or a malformed JobId)
+
+Errors from outside (httpx, asyncpg, ICE error bodies, signature parsing) are turned
+into one of these in the module that meets them; nothing else leaks to a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+logger = logging.getLogger(__name__)
+
+
+class IcehookError(Exception):
+    """Base of every error icehook raises on purpose."""
+
+
+class ConfigError(IcehookError):
+    """A configuration variable is missing or malformed."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+class ApiError(IcehookError):
+    """An error answered to an HTTP client."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ApiError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
+class ValidationError(ApiError):
+    status = 422
+    code = "validation_error"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class Unavailable(ApiError):
+    status = 503
+    code = "unavailable"
+
+
+class SignatureError(IcehookError):
+    """A request or callback signature is missing, malformed, expired or wrong."""
+
+
+class IceError(IcehookError):
+    """ICE refused a call, or could not be reached (then ``status`` is 0 and ``code`` says why)."""
+
+    def __init__(
+        self, status: int, code: str, message: str, request_id: str = "", retry_after: float = 0.0
+    ) -> None:
+        super().__init__(f"ICE {code} (HTTP {status}): {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+
+class IceJobNotFound(IceError):
+    """ICE has no such job."""
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message}}
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    """The one JSON error handler (see ``HANDLED``)."""
+    if isinstance(exc, ApiError):
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+    if isinstance(exc, HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+
+
+# Starlette routes HTTPException and Exception through different middleware, so the one
+# handler is registered for each class it must see.
+HANDLED: tuple[type[Exception], ...] = (ApiError, HTTPException, Exception)
