@@ -1,0 +1,82 @@
+"""Helpers shared by tests.
+
+``serve`` runs an ASGI app on a real socket in the current loop; ``start_icehook`` runs the
+real ``icehook`` command as a process, ``wait_ready`` and ``stop`` drive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import httpx
+import uvicorn
+from starlette.types import ASGIApp
+
+
+@contextlib.asynccontextmanager
+async def serve(app: ASGIApp, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve ``app`` (lifespan on) on a free port of ``host``; yield its base URL."""
+    # Bound here, before uvicorn starts, so the port is ours: no race for a "free" port.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+
+    async def run() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        except SystemExit:  # uvicorn's answer to a failed lifespan startup
+            raise RuntimeError("the app failed to start (see its log)") from None
+
+    task = asyncio.create_task(run())
+    try:
+        while not server.started:
+            if task.done():
+                await task
+                raise RuntimeError("the server stopped before it started")
+            await asyncio.sleep(0.01)
+        yield f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+ICEHOOK = str(Path(sys.executable).with_name("icehook"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def start_icehook(*args: str, env: Mapping[str, str]) -> asyncio.subprocess.Process:
+    """Start the real ``icehook`` command; its output goes to this test's captured output."""
+    return await asyncio.create_subprocess_exec(ICEHOOK, *args, env=dict(env))
+
+
+async def wait_ready(url: str, path: str = "/readyz") -> None:
+    """Poll ``url + path`` until it answers 200 (at most 90 s: a first start runs initdb)."""
+    async with asyncio.timeout(90), httpx.AsyncClient(base_url=url, timeout=2) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(path)).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+
+
+async def stop(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> int:
+    """Send ``sig`` and wait for the exit status."""
+    if proc.returncode is None:
+        proc.send_signal(sig)
+    return await asyncio.wait_for(proc.wait(), timeout=60)
