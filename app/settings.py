@@ -7,10 +7,11 @@ the variable; the command line turns that into one line on stderr and exit statu
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from app.errors import ConfigError
@@ -33,6 +34,10 @@ class Settings:
     access_key_id: str | None = field(default=None, repr=False)
     access_key_secret: str | None = field(default=None, repr=False)
     security_token: str | None = field(default=None, repr=False)
+    ice_signature_version: Literal["v3", "v2"] = "v3"
+    ice_timeout_seconds: float = 10.0
+    ice_submit_qps: float = 30.0
+    ice_max_attempts: int = 5
     callback_auth_keys: tuple[str, ...] = field(default=(), repr=False)
     sweep_after_seconds: float = 60.0
     delivery_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
@@ -55,6 +60,10 @@ class Settings:
             access_key_id=env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", None, str),
             access_key_secret=env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", None, str),
             security_token=env.get("ALIBABA_CLOUD_SECURITY_TOKEN", None, str),
+            ice_signature_version=env.get("ICEHOOK_ICE_SIGNATURE_VERSION", "v3", _parse_version),
+            ice_timeout_seconds=env.get("ICEHOOK_ICE_TIMEOUT_SECONDS", 10.0, _parse_positive),
+            ice_submit_qps=env.get("ICEHOOK_ICE_SUBMIT_QPS", 30.0, _parse_positive),
+            ice_max_attempts=env.get("ICEHOOK_ICE_MAX_ATTEMPTS", 5, _parse_count),
             callback_auth_keys=env.get("ICEHOOK_CALLBACK_AUTH_KEYS", (), _parse_keys),
             sweep_after_seconds=env.get("ICEHOOK_SWEEP_AFTER_SECONDS", 60.0, _parse_positive),
             delivery_retry_schedule=env.get(
@@ -123,9 +132,23 @@ def _parse_positive(raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"must be a number of seconds, got {raw!r}") from None
-    if not value > 0:
-        raise ValueError(f"must be greater than 0, got {raw!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"must be a finite number greater than 0, got {raw!r}")
     return value
+
+
+def _parse_count(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"must be a whole number of at least 1, got {raw!r}")
+    return int(raw)
+
+
+def _parse_version(raw: str) -> Literal["v3", "v2"]:
+    if raw.lower() == "v3":
+        return "v3"
+    if raw.lower() == "v2":
+        return "v2"
+    raise ValueError(f"must be v3 (ACS3-HMAC-SHA256) or v2 (HMAC-SHA1), got {raw!r}")
 
 
 def _parse_schedule(raw: str) -> tuple[float, ...]:
