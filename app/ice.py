@@ -50,7 +50,8 @@ class SubmittedJob:
 
 @dataclass(frozen=True)
 class MediaProducingJob:
-    """One ``MediaProducingJob`` as ``Get``/``List`` describe it; ``raw`` is ICE's own object."""
+    """One ``MediaProducingJob`` as ``Get``/``List`` describe it, or one entry of a batch's
+    ``SubJobList`` (a sub-job is a media-producing job too); ``raw`` is ICE's own object."""
 
     job_id: str
     status: str
@@ -70,34 +71,10 @@ class MediaProducingJob:
             project_id=_text(raw, "ProjectId"),
             media_id=_text(raw, "MediaId"),
             media_url=_text(raw, "MediaURL"),
-            code=_text(raw, "Code"),
-            message=_text(raw, "Message"),
+            # Get/List say Code/Message; a SubJobList entry says ErrorCode/ErrorMessage.
+            code=_text(raw, "Code") or _text(raw, "ErrorCode"),
+            message=_text(raw, "Message") or _text(raw, "ErrorMessage"),
             user_data=_text(raw, "UserData"),
-            raw=raw,
-        )
-
-
-@dataclass(frozen=True)
-class SubJob:
-    job_id: str
-    status: str
-    project_id: str | None
-    media_id: str | None
-    media_url: str | None
-    error_code: str | None
-    error_message: str | None
-    raw: Mapping[str, Any]
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> SubJob:
-        return cls(
-            job_id=str(raw.get("JobId", "")),
-            status=str(raw.get("Status", "")),
-            project_id=_text(raw, "ProjectId"),
-            media_id=_text(raw, "MediaId"),
-            media_url=_text(raw, "MediaURL"),
-            error_code=_text(raw, "ErrorCode"),
-            error_message=_text(raw, "ErrorMessage"),
             raw=raw,
         )
 
@@ -110,9 +87,9 @@ class BatchJob:
     status: str
     job_type: str | None
     user_data: str | None
-    error_code: str | None
-    error_message: str | None
-    sub_jobs: tuple[SubJob, ...]
+    code: str | None
+    message: str | None
+    sub_jobs: tuple[MediaProducingJob, ...]
     raw: Mapping[str, Any]
 
     @classmethod
@@ -124,9 +101,9 @@ class BatchJob:
             status=str(raw.get("Status", "")),
             job_type=_text(raw, "JobType"),
             user_data=_text(raw, "UserData"),
-            error_code=_text(extend, "ErrorCode"),
-            error_message=_text(extend, "ErrorMessage"),
-            sub_jobs=tuple(SubJob.parse(sub) for sub in raw.get("SubJobList") or ()),
+            code=_text(extend, "ErrorCode"),
+            message=_text(extend, "ErrorMessage"),
+            sub_jobs=tuple(MediaProducingJob.parse(sub) for sub in raw.get("SubJobList") or ()),
             raw=raw,
         )
 

@@ -143,7 +143,7 @@ async def test_batch_parses_sub_jobs_and_its_error_from_extend() -> None:
         return httpx.Response(200, json={"RequestId": "R", "EditingBatchJob": raw})
 
     batch = await client_for(handler).get_batch_media_producing_job("b1")
-    assert batch.error_code == "AllFailed"
+    assert batch.code == "AllFailed"
     assert [(s.job_id, s.status, s.project_id) for s in batch.sub_jobs] == [("s1", "Failed", "p1")]
 
 
