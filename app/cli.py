@@ -26,10 +26,11 @@ from starlette.types import ASGIApp
 
 from app import db
 from app.errors import ConfigError
-from app.main import create_app
+from app.main import create_app, open_runtime
 from app.settings import Settings
 from app.simulator import SimulatorSettings, create_simulator_app
 from app.simulator.settings import ACCESS_KEYS_VARIABLE
+from app.worker import Worker
 
 EXIT_CONFIG = 2
 EXIT_STARTUP_FAILED = 3
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         "--simulator-port", type=int, default=0, help="with --simulate (default: a free port)"
     )
     serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser("worker", help="the background workers only")
+    worker.set_defaults(run=_worker)
 
     migrate = commands.add_parser(
         "migrate", help="bring the database schema to its latest revision"
@@ -121,10 +125,31 @@ def _serve(args: argparse.Namespace) -> None:
                 "(serve --simulate generates one for a first run)",
             )
     api_socket = _bind(args.host, args.port)
+    if settings.public_url is None:
+        host, port = api_socket.getsockname()[:2]
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        settings = dataclasses.replace(settings, public_url=_url_of_host(reachable, port))
     settings = _prepare_database(settings)
-    apps.insert(0, (create_app(settings), api_socket))
+    apps.insert(0, (create_app(settings, workers=True), api_socket))
     print(f"icehook: serving at {_url_of(api_socket)}", file=sys.stderr)
     _run_servers(apps)
+
+
+def _worker(args: argparse.Namespace) -> None:
+    settings = Settings.from_env(os.environ)
+    settings.require_ice_credentials()
+    settings = _prepare_database(settings)
+
+    async def run() -> None:
+        async with open_runtime(settings) as rt:
+            worker = Worker(rt)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, worker.stop)
+            print("icehook: worker running", file=sys.stderr)
+            await worker.run()
+
+    asyncio.run(run())
 
 
 def _simulator(args: argparse.Namespace) -> None:
@@ -183,6 +208,10 @@ def _bind(host: str, port: int, flag: str = "--port") -> socket.socket:
 
 def _url_of(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
+    return _url_of_host(host, port)
+
+
+def _url_of_host(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 

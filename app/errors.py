@@ -11,6 +11,7 @@
     │   ├── Conflict            409
     │   ├── PayloadTooLarge     413
     │   ├── ValidationError     422  names the field that is wrong
+    │   ├── IceRefused          422  ICE refused a submission; carries ICE's Code and Message
     │   └── Unavailable         503
     ├── SignatureError               a signature is missing, malformed, stale or does not verify
     └── IceError                     ICE answered with an error, or could not be reached
@@ -50,9 +51,10 @@ class ApiError(IcehookError):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, **details: object) -> None:
         super().__init__(message)
         self.message = message
+        self.details = details  # extra keys of the error object, e.g. the field at fault
 
 
 class BadRequest(ApiError):
@@ -85,13 +87,20 @@ class ValidationError(ApiError):
     code = "validation_error"
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(f"{field}: {message}", field=field)
         self.field = field
 
 
 class Unavailable(ApiError):
     status = 503
     code = "unavailable"
+
+
+class IceRefused(ApiError):
+    """ICE refused a submission (the job is kept, as ``rejected``)."""
+
+    status = 422
+    code = "ice_rejected"
 
 
 class SignatureError(IcehookError):
@@ -116,14 +125,16 @@ class IceJobNotFound(IceError):
     """ICE has no such job."""
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str, **details: object) -> dict[str, dict[str, object]]:
+    return {"error": {"code": code, "message": message, **details}}
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
     """The one JSON error handler (see ``HANDLED``)."""
     if isinstance(exc, ApiError):
-        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+        return JSONResponse(
+            error_body(exc.code, exc.message, **exc.details), status_code=exc.status
+        )
     if isinstance(exc, HTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(

@@ -1,13 +1,15 @@
 """The application: ``create_app(settings)`` builds the Starlette app.
 
-Its lifespan owns the long-lived resources (engine, sessionmaker, httpx client) and
-hands them to handlers as one ``Runtime`` on ``app.state.runtime``.
+``open_runtime`` builds the long-lived resources (engine, sessionmaker, one httpx client,
+the ICE client, the worker waker) and closes them; the app's lifespan and ``icehook
+worker`` both use it. Handlers reach them as one ``Runtime`` on ``app.state.runtime``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,44 +18,63 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from app import api, db, errors
+from app.ice import IceClient
+from app.queue import Waker
 from app.settings import Settings
+from app.worker import Worker
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """Everything a request handler may use, built once by the lifespan."""
+    """Everything a request handler or a worker may use, built once."""
 
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
+    ice: IceClient
+    waker: Waker
     schema_head: str
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     url = await asyncio.to_thread(db.resolve_database_url, settings)
+    settings = dataclasses.replace(settings, database_url=url)
     engine = db.create_engine(url)
     try:
         async with httpx.AsyncClient(follow_redirects=False) as http:
-            app.state.runtime = Runtime(
+            yield Runtime(
                 settings=settings,
                 engine=engine,
                 sessionmaker=db.create_sessionmaker(engine),
                 http=http,
+                ice=IceClient(http, settings),
+                waker=Waker(engine),
                 schema_head=await asyncio.to_thread(db.head_revision),
             )
-            yield
     finally:
         await engine.dispose()
 
 
-def create_app(settings: Settings) -> Starlette:
-    app = Starlette(
+def create_app(settings: Settings, *, workers: bool = False) -> Starlette:
+    """The HTTP API; with ``workers`` it also runs the background worker in its lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_runtime(settings) as rt:
+            app.state.runtime = rt
+            worker = Worker(rt) if workers else None
+            task = asyncio.create_task(worker.run()) if worker else None
+            try:
+                yield
+            finally:
+                if worker and task:
+                    worker.stop()
+                    await task
+
+    return Starlette(
         routes=api.routes,
-        lifespan=_lifespan,
+        lifespan=lifespan,
         exception_handlers=dict.fromkeys(errors.HANDLED, errors.handle_error),
     )
-    app.state.settings = settings
-    return app

@@ -115,6 +115,8 @@ jobs = sa.Table(
     # When the sweeper should ask ICE next; NULL once the job is terminal.
     sa.Column("check_at", sa.DateTime(timezone=True)),
     sa.Column("check_count", sa.Integer, nullable=False, server_default="0"),
+    # Held while one worker confirms the job with ICE (callbacks or sweep); expires if it dies.
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
     sa.Index("ix_jobs_created_at_id", "created_at", "id"),
     sa.Index("ix_jobs_status_created_at_id", "status", "created_at", "id"),
     sa.Index("ix_jobs_project_id_created_at_id", "project_id", "created_at", "id"),
@@ -159,13 +161,13 @@ callbacks = sa.Table(
     sa.Column("peer", sa.Text),
     sa.Column("outcome", _enum(CallbackOutcome, "outcome"), nullable=False),
     sa.Column("detail", sa.Text),
-    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("lease_until", sa.DateTime(timezone=True)),
     sa.Column("processed_at", sa.DateTime(timezone=True)),
     sa.Index("ix_callbacks_received_at_id", "received_at", "id"),
     sa.Index("ix_callbacks_outcome_received_at", "outcome", "received_at"),
     sa.Index("ix_callbacks_job_id", "job_id"),
-    sa.Index("ix_callbacks_pending", "id", postgresql_where=sa.text("outcome = 'pending'")),
+    sa.Index(
+        "ix_callbacks_pending_job_id", "job_id", postgresql_where=sa.text("outcome = 'pending'")
+    ),
 )
 
 subscriptions = sa.Table(

@@ -27,7 +27,8 @@ DEFAULT_RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 8640
 class Settings:
     database_url: str | None = field(default=None, repr=False)  # may hold a password
     data_dir: Path = Path(".icehook")
-    public_url: str = "http://127.0.0.1:8000"
+    # None: `serve` uses the address it listens on (http://127.0.0.1:8000 by default).
+    public_url: str | None = None
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     ice_region: str = "cn-shanghai"
     ice_endpoint: str = "https://ice.cn-shanghai.aliyuncs.com"
@@ -40,6 +41,8 @@ class Settings:
     ice_max_attempts: int = 5
     callback_auth_keys: tuple[str, ...] = field(default=(), repr=False)
     sweep_after_seconds: float = 60.0
+    sweep_qps: float = 10.0
+    callback_max_bytes: int = 64 * 1024
     delivery_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     allowed_webhook_nets: tuple[IpNetwork, ...] = ()
 
@@ -51,7 +54,7 @@ class Settings:
         return cls(
             database_url=env.get("ICEHOOK_DATABASE_URL", None, _parse_database_url),
             data_dir=env.get("ICEHOOK_DATA_DIR", Path(".icehook"), Path),
-            public_url=env.get("ICEHOOK_PUBLIC_URL", "http://127.0.0.1:8000", _parse_http_url),
+            public_url=env.get("ICEHOOK_PUBLIC_URL", None, _parse_http_url),
             api_keys=env.get("ICEHOOK_API_KEYS", (), _parse_keys),
             ice_region=region,
             ice_endpoint=env.get(
@@ -66,6 +69,8 @@ class Settings:
             ice_max_attempts=env.get("ICEHOOK_ICE_MAX_ATTEMPTS", 5, _parse_count),
             callback_auth_keys=env.get("ICEHOOK_CALLBACK_AUTH_KEYS", (), _parse_keys),
             sweep_after_seconds=env.get("ICEHOOK_SWEEP_AFTER_SECONDS", 60.0, _parse_positive),
+            sweep_qps=env.get("ICEHOOK_SWEEP_QPS", 10.0, _parse_positive),
+            callback_max_bytes=env.get("ICEHOOK_CALLBACK_MAX_BYTES", 64 * 1024, _parse_count),
             delivery_retry_schedule=env.get(
                 "ICEHOOK_DELIVERY_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE, _parse_schedule
             ),

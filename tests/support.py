@@ -20,12 +20,12 @@ from starlette.types import ASGIApp
 
 
 @contextlib.asynccontextmanager
-async def serve(app: ASGIApp, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve ``app`` (lifespan on) on a free port of ``host``; yield its base URL."""
+async def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` (lifespan on) on ``port`` (default: a free one); yield its base URL."""
     # Bound here, before uvicorn starts, so the port is ours: no race for a "free" port.
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)

@@ -15,7 +15,7 @@ def test_defaults_match_the_design() -> None:
     settings = Settings.from_env({})
     assert settings.database_url is None
     assert settings.data_dir == Path(".icehook")
-    assert settings.public_url == "http://127.0.0.1:8000"
+    assert settings.public_url is None  # serve then uses its own address
     assert settings.ice_region == "cn-shanghai"
     assert settings.ice_endpoint == "https://ice.cn-shanghai.aliyuncs.com"
     assert settings.sweep_after_seconds == 60

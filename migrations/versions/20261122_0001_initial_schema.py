@@ -2,7 +2,7 @@
 
 Revision ID: 20261122_0001
 Revises:
-Create Date: 2026-11-22 02:31:56.614853
+Create Date: 2026-11-22 03:03:32.445174
 """
 
 from collections.abc import Sequence
@@ -81,6 +81,7 @@ def upgrade() -> None:
         sa.Column("heard_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("check_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("check_count", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["batch_id"], ["jobs.id"], name=op.f("fk_jobs_batch_id_jobs"), ondelete="RESTRICT"
         ),
@@ -173,8 +174,6 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("detail", sa.Text(), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobs.id"], name=op.f("fk_callbacks_job_id_jobs"), ondelete="SET NULL"
@@ -187,9 +186,9 @@ def upgrade() -> None:
         "ix_callbacks_outcome_received_at", "callbacks", ["outcome", "received_at"], unique=False
     )
     op.create_index(
-        "ix_callbacks_pending",
+        "ix_callbacks_pending_job_id",
         "callbacks",
-        ["id"],
+        ["job_id"],
         unique=False,
         postgresql_where=sa.text("outcome = 'pending'"),
     )
@@ -410,7 +409,7 @@ def downgrade() -> None:
     op.drop_table("job_events")
     op.drop_index("ix_callbacks_received_at_id", table_name="callbacks")
     op.drop_index(
-        "ix_callbacks_pending",
+        "ix_callbacks_pending_job_id",
         table_name="callbacks",
         postgresql_where=sa.text("outcome = 'pending'"),
     )

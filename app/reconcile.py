@@ -1,0 +1,278 @@
+"""Confirming jobs with ICE, the source of truth: one job at a time, and the sweeper.
+
+``confirm`` asks ICE about one leased job (outside any transaction), then applies the
+answer in one short transaction through the state machine. Callbacks, the API's
+``/reconcile`` and the sweeper all end here.
+
+The sweeper claims jobs that are not terminal and have not been heard from for
+``ICEHOOK_SWEEP_AFTER_SECONDS``. When many are due it pages through ``List*`` (100 jobs a
+call) instead of one ``Get`` per job, within the sweep's QPS budget. A job whose check
+fails (ICE errors, or does not know the job) is checked again with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import RowMapping
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import submission
+from app.errors import IceError
+from app.ice import BatchJob, MediaProducingJob, RateLimiter
+from app.jobs import lock_job, record_status, status_from_ice
+from app.models import TERMINAL_STATUSES, EventSource, JobKind, JobStatus, jobs
+from app.queue import claim_jobs
+
+if TYPE_CHECKING:
+    from app.main import Runtime
+
+logger = logging.getLogger(__name__)
+
+Answer = MediaProducingJob | BatchJob
+# Called in confirm's transaction, after the answer was applied: (session, job before, job after).
+AfterApply = Callable[[AsyncSession, RowMapping, RowMapping], Awaitable[None]]
+
+BULK_THRESHOLD = 10  # due jobs from which the sweeper lists instead of getting each
+MAX_BACKOFF = timedelta(hours=1)
+LIST_SPAN = timedelta(days=29)  # ICE refuses List windows longer than 30 days
+
+
+def lease_seconds(rt: Runtime) -> float:
+    """Longer than the slowest confirmation: every ICE attempt timing out, plus backoff."""
+    settings = rt.settings
+    return settings.ice_timeout_seconds * settings.ice_max_attempts + 30
+
+
+# -- applying ICE's answer ----------------------------------------------------------------
+
+
+async def apply_answer(
+    session: AsyncSession, job: RowMapping, answer: Answer, source: EventSource
+) -> RowMapping:
+    """Apply ICE's answer to ``job`` (locked); return the job row as it is now."""
+    if isinstance(answer, BatchJob):
+        for sub in answer.sub_jobs:
+            await _apply_sub_job(session, job["id"], sub, source)
+        return await _apply(session, job, JobKind.BATCH, answer, source)
+    return await _apply(session, job, JobKind.JOB, answer, source)
+
+
+async def _apply(
+    session: AsyncSession,
+    job: RowMapping,
+    kind: JobKind,
+    answer: Answer,
+    source: EventSource,
+) -> RowMapping:
+    to_status = status_from_ice(kind, answer.status)
+    if to_status is None:
+        logger.warning("ICE status %r of job %s is not one icehook knows", answer.status, job["id"])
+        return job
+    changes: dict[str, Any] = {
+        "ice_status": answer.status,
+        "ice_job_id": answer.job_id or job["ice_job_id"],
+        "error_code": answer.code,
+        "error_message": answer.message,
+    }
+    if job["status"] == JobStatus.SUBMITTING and "UserData" in job["parameters"]:
+        changes["parameters"] = submission.redacted(job["parameters"])
+    if isinstance(answer, MediaProducingJob):
+        changes |= {
+            "project_id": answer.project_id or job["project_id"],
+            "media_id": answer.media_id,
+            "media_url": answer.media_url,
+        }
+    row = await record_status(
+        session, job, to_status, source=source, payload=answer.raw, changes=changes
+    )
+    return row or job
+
+
+async def _apply_sub_job(
+    session: AsyncSession, batch_id: uuid.UUID, sub: MediaProducingJob, source: EventSource
+) -> None:
+    """Create the sub-job the first time it is seen, then move it like any job."""
+    await session.execute(
+        pg_insert(jobs)
+        .values(
+            id=uuid.uuid4(),
+            kind=JobKind.JOB,
+            status=JobStatus.SUBMITTING,
+            ice_job_id=sub.job_id,
+            project_id=sub.project_id,
+            batch_id=batch_id,
+        )
+        .on_conflict_do_nothing(index_elements=[jobs.c.ice_job_id])
+    )
+    row = (
+        (
+            await session.execute(
+                sa.select(jobs).where(jobs.c.ice_job_id == sub.job_id).with_for_update()
+            )
+        )
+        .mappings()
+        .one()
+    )
+    await _apply(session, row, JobKind.JOB, sub, source)
+
+
+# -- one job --------------------------------------------------------------------------------
+
+
+async def fetch_answer(rt: Runtime, job: RowMapping) -> Answer:
+    """ICE's current word on ``job``; settles a submission whose outcome was unknown."""
+    if job["status"] == JobStatus.SUBMITTING:
+        return await submission.settle(rt, job)
+    if job["kind"] == JobKind.BATCH:
+        return await rt.ice.get_batch_media_producing_job(job["ice_job_id"])
+    return await rt.ice.get_media_producing_job(job["ice_job_id"])
+
+
+async def confirm(
+    rt: Runtime,
+    job_id: uuid.UUID,
+    source: EventSource,
+    *,
+    answer: Answer | None = None,
+    after_apply: AfterApply | None = None,
+) -> RowMapping | None:
+    """Confirm one job that the caller has leased, and release the lease.
+
+    ``answer`` is ICE's word when the caller already has it (the sweeper's List pages).
+    Returns the job as it is now, or None if it no longer exists.
+    """
+    async with rt.sessionmaker() as session:
+        job = (await session.execute(sa.select(jobs).where(jobs.c.id == job_id))).mappings().one()
+    failure: IceError | None = None
+    if answer is None:
+        try:
+            answer = await fetch_answer(rt, job)
+        except IceError as exc:
+            logger.warning("could not confirm job %s with ICE: %s", job_id, exc)
+            failure = exc
+    async with rt.sessionmaker.begin() as session:
+        before = await lock_job(session, job_id)
+        if before is None:
+            return None
+        after = before
+        if answer is not None:
+            after = await apply_answer(session, before, answer, source)
+        if after_apply is not None:
+            await after_apply(session, before, after)
+        await session.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(_schedule(rt, after, heard=failure is None))
+        )
+    return after
+
+
+def _schedule(rt: Runtime, job: RowMapping, *, heard: bool) -> dict[str, Any]:
+    """When to look again: after the sweep interval, or with backoff after a failure."""
+    values: dict[str, Any] = {"lease_until": None}
+    if job["status"] in TERMINAL_STATUSES:
+        return values | {"check_at": None, "check_count": 0}
+    base = timedelta(seconds=rt.settings.sweep_after_seconds)
+    now = datetime.now(UTC)
+    if heard:
+        return values | {"heard_at": now, "check_at": now + base, "check_count": 0}
+    count = job["check_count"] + 1
+    delay = min(base * 2**count, MAX_BACKOFF) * random.uniform(0.8, 1.2)  # noqa: S311
+    return values | {"check_at": now + delay, "check_count": count}
+
+
+# -- the sweeper ------------------------------------------------------------------------------
+
+
+@dataclass
+class Sweeper:
+    """Finds stale jobs and confirms them, within ``budget`` ICE calls per second."""
+
+    rt: Runtime
+    budget: RateLimiter
+    batch_size: int = 500
+
+    async def run_once(self) -> int:
+        """One pass over the jobs now due; returns how many were checked."""
+        async with self.rt.sessionmaker.begin() as session:
+            due = sa.and_(
+                jobs.c.check_at <= sa.func.now(),
+                jobs.c.status.not_in(list(TERMINAL_STATUSES)),
+                jobs.c.batch_id.is_(None),  # a batch's sub-jobs are confirmed with the batch
+            )
+            ids = await claim_jobs(
+                session, due, limit=self.batch_size, lease_seconds=lease_seconds(self.rt)
+            )
+            if not ids:
+                return 0
+            rows = (
+                (await session.execute(sa.select(jobs).where(jobs.c.id.in_(ids)))).mappings().all()
+            )
+        listed = await self._list_answers(rows)
+        for row in rows:
+            answer = listed.get(row["ice_job_id"])
+            if answer is None:
+                await self.budget.wait()
+            await confirm(self.rt, row["id"], EventSource.SWEEP, answer=answer)
+        return len(rows)
+
+    async def _list_answers(self, rows: Sequence[RowMapping]) -> dict[str, Answer]:
+        """ICE's word on many due jobs at once, by paging through List (100 per call)."""
+        answers: dict[str, Answer] = {}
+        for kind in (JobKind.JOB, JobKind.BATCH):
+            wanted = {
+                r["ice_job_id"]: r["created_at"]
+                for r in rows
+                if r["kind"] == kind and r["ice_job_id"] and r["status"] != JobStatus.SUBMITTING
+            }
+            if len(wanted) < BULK_THRESHOLD:
+                continue
+            try:
+                answers |= await self._page_through(kind, wanted)
+            except IceError as exc:
+                logger.warning("listing %s jobs failed, getting them one by one: %s", kind, exc)
+        return answers
+
+    async def _page_through(
+        self, kind: JobKind, wanted: Mapping[str, datetime]
+    ) -> dict[str, Answer]:
+        found: dict[str, Answer] = {}
+        start = min(wanted.values()) - timedelta(minutes=1)
+        end = datetime.now(UTC) + timedelta(minutes=1)
+        while start < end and len(found) < len(wanted):
+            window_end = min(end, start + LIST_SPAN)
+            filters = {"StartTime": _ice_time(start), "EndTime": _ice_time(window_end)}
+            token: str | None = None
+            while True:
+                await self.budget.wait()
+                page: Any
+                if kind == JobKind.BATCH:
+                    page = await self.rt.ice.list_batch_media_producing_jobs(filters, token)
+                else:
+                    page = await self.rt.ice.list_media_producing_jobs(filters, token)
+                found |= {item.job_id: item for item in page.items if item.job_id in wanted}
+                token = page.next_token
+                if not token or len(found) == len(wanted):
+                    break
+            start = window_end
+        if kind == JobKind.BATCH:
+            # List answers carry no SubJobList: a finished batch is fetched whole by confirm.
+            found = {
+                job_id: answer
+                for job_id, answer in found.items()
+                if status_from_ice(JobKind.BATCH, answer.status) not in TERMINAL_STATUSES
+            }
+        return found
+
+
+def _ice_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

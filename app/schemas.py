@@ -1,0 +1,274 @@
+"""Request parsing and response serialisation for the /v1 API.
+
+Job submissions use ICE's own parameter names (PascalCase) so ICE users can copy them;
+icehook's own resources are snake_case. Every parsing failure is a ``ValidationError``
+naming the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.errors import ValidationError
+from app.models import JobKind, JobStatus
+
+# SubmitMediaProducingJob's parameters whose values are JSON documents.
+JOB_JSON_PARAMETERS = frozenset(
+    {
+        "Timeline",
+        "ClipsParam",
+        "OutputMediaConfig",
+        "ProjectMetadata",
+        "EditingProduceConfig",
+        "MediaMetadata",
+    }
+)
+JOB_TEXT_PARAMETERS = frozenset({"ProjectId", "TemplateId", "OutputMediaTarget", "Source"})
+OUTPUT_MEDIA_TARGETS = frozenset({"oss-object", "vod-media", "S3"})
+USER_DATA_MAX_BYTES = 512  # ICE's limit on UserData
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated submission: ICE parameters as strings, without UserData, and the client's
+    own UserData (icehook adds NotifyAddress when it submits)."""
+
+    kind: JobKind
+    parameters: dict[str, str]
+    user_data: dict[str, Any]
+    project_id: str | None
+
+
+def parse_json_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ValidationError("body", "is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ValidationError("body", "must be a JSON object")
+    return body
+
+
+def parse_job(body: Mapping[str, Any]) -> Submission:
+    """A ``SubmitMediaProducingJob`` body (ICE's parameter names)."""
+    _refuse_unknown(body, JOB_JSON_PARAMETERS | JOB_TEXT_PARAMETERS | {"UserData"})
+    parameters: dict[str, str] = {}
+    for name in sorted(JOB_TEXT_PARAMETERS & body.keys()):
+        parameters[name] = _text(body, name)
+    for name in sorted(JOB_JSON_PARAMETERS & body.keys()):
+        parameters[name] = _json_text(body, name)
+    sources = [name for name in ("ProjectId", "Timeline", "TemplateId") if name in parameters]
+    if len(sources) != 1:
+        raise ValidationError("ProjectId", "give exactly one of ProjectId, Timeline and TemplateId")
+    if "TemplateId" in parameters and "ClipsParam" not in parameters:
+        raise ValidationError("ClipsParam", "is required with TemplateId")
+    if "OutputMediaConfig" not in parameters:
+        raise ValidationError("OutputMediaConfig", "is required")
+    target = parameters.get("OutputMediaTarget")
+    if target is not None and target not in OUTPUT_MEDIA_TARGETS:
+        raise ValidationError(
+            "OutputMediaTarget", f"must be one of {', '.join(sorted(OUTPUT_MEDIA_TARGETS))}"
+        )
+    return Submission(JobKind.JOB, parameters, _user_data(body), parameters.get("ProjectId"))
+
+
+def parse_batch(body: Mapping[str, Any]) -> Submission:
+    """A ``SubmitSceneBatchEditingJob`` body: ``ProjectIds`` as a list or a comma string."""
+    _refuse_unknown(body, {"ProjectIds", "OutputConfig", "UserData"})
+    raw_ids = body.get("ProjectIds")
+    if isinstance(raw_ids, str):
+        raw_ids = raw_ids.split(",")
+    if not isinstance(raw_ids, list) or not all(isinstance(i, str) for i in raw_ids):
+        raise ValidationError("ProjectIds", "must be a list of project ids or a comma string")
+    ids = [i.strip() for i in raw_ids if i.strip()]
+    if not ids:
+        raise ValidationError("ProjectIds", "names no project")
+    if "OutputConfig" not in body:
+        raise ValidationError("OutputConfig", "is required")
+    parameters = {"ProjectIds": ",".join(ids), "OutputConfig": _json_text(body, "OutputConfig")}
+    return Submission(JobKind.BATCH, parameters, _user_data(body), None)
+
+
+def _refuse_unknown(body: Mapping[str, Any], known: frozenset[str] | set[str]) -> None:
+    for name in body:
+        if name == "ClientToken":
+            raise ValidationError("ClientToken", "is set by icehook (from the job's id)")
+        if name not in known:
+            raise ValidationError(
+                name, f"is not a parameter here; known: {', '.join(sorted(known))}"
+            )
+
+
+def _text(body: Mapping[str, Any], name: str) -> str:
+    value = body[name]
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(name, "must be a non-empty string")
+    return value
+
+
+def _json_text(body: Mapping[str, Any], name: str) -> str:
+    """A JSON-valued parameter, given as an object/array or as a JSON string; ICE wants text."""
+    value = body[name]
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValidationError(name, "is a string but not valid JSON") from None
+    if not isinstance(value, dict | list):
+        raise ValidationError(name, "must be a JSON object (or its JSON text)")
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _user_data(body: Mapping[str, Any]) -> dict[str, Any]:
+    if "UserData" not in body or body["UserData"] is None:
+        return {}
+    value = body["UserData"]
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValidationError("UserData", "is a string but not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ValidationError("UserData", "must be a JSON object")
+    if "NotifyAddress" in value:
+        raise ValidationError("UserData", "NotifyAddress is set by icehook; leave it out")
+    return value
+
+
+def user_data_text(user_data: Mapping[str, Any], notify_address: str) -> str:
+    """The UserData icehook sends: the client's keys plus NotifyAddress, within ICE's 512 bytes."""
+    merged = json.dumps(
+        {**user_data, "NotifyAddress": notify_address}, ensure_ascii=False, separators=(",", ":")
+    )
+    size = len(merged.encode())
+    if size > USER_DATA_MAX_BYTES:
+        own = len(json.dumps(dict(user_data), ensure_ascii=False, separators=(",", ":")).encode())
+        allowed = USER_DATA_MAX_BYTES - (size - own)
+        raise ValidationError(
+            "UserData",
+            f"is {own} bytes; with the NotifyAddress icehook adds, ICE's 512-byte limit "
+            f"leaves {allowed} bytes for your own data",
+        )
+    return merged
+
+
+# -- resources ------------------------------------------------------------------------------
+
+JOB_FIELDS = (
+    "id",
+    "ice_job_id",
+    "kind",
+    "status",
+    "ice_status",
+    "project_id",
+    "media_id",
+    "media_url",
+    "error_code",
+    "error_message",
+    "user_data",
+    "batch_id",
+    "created_at",
+    "updated_at",
+    "completed_at",
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def job_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {name: _plain(row[name]) for name in JOB_FIELDS}
+
+
+def event_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        name: _plain(row[name])
+        for name in ("id", "from_status", "to_status", "source", "payload", "created_at")
+    }
+
+
+# -- list queries ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    status: JobStatus | None = None
+    ice_job_id: str | None = None
+    project_id: str | None = None
+    batch_id: uuid.UUID | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = 50
+    cursor: tuple[datetime, uuid.UUID] | None = None
+
+
+def parse_job_query(params: Mapping[str, str]) -> JobQuery:
+    known = {"status", "ice_job_id", "project_id", "batch_id", "created_after", "created_before"}
+    for name in params:
+        if name not in known | {"limit", "cursor"}:
+            raise ValidationError(name, "is not a filter of /v1/jobs")
+    status = params.get("status")
+    if status is not None and status not in set(JobStatus):
+        raise ValidationError("status", f"must be one of {', '.join(JobStatus)}")
+    return JobQuery(
+        status=JobStatus(status) if status else None,
+        ice_job_id=params.get("ice_job_id") or None,
+        project_id=params.get("project_id") or None,
+        batch_id=_uuid(params, "batch_id"),
+        created_after=_time(params, "created_after"),
+        created_before=_time(params, "created_before"),
+        limit=_limit(params.get("limit")),
+        cursor=decode_cursor(params["cursor"]) if params.get("cursor") else None,
+    )
+
+
+def _uuid(params: Mapping[str, str], name: str) -> uuid.UUID | None:
+    if not params.get(name):
+        return None
+    try:
+        return uuid.UUID(params[name])
+    except ValueError:
+        raise ValidationError(name, "is not a job id") from None
+
+
+def _time(params: Mapping[str, str], name: str) -> datetime | None:
+    if not params.get(name):
+        return None
+    try:
+        moment = datetime.fromisoformat(params[name])
+    except ValueError:
+        raise ValidationError(name, "must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
+    if moment.tzinfo is None:
+        raise ValidationError(name, "must carry a time zone, e.g. Z or +08:00")
+    return moment
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return 50
+    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+        raise ValidationError("limit", "must be a whole number from 1 to 200")
+    return int(raw)
+
+
+def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{job_id}".encode()).decode()
+
+
+def decode_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created_at, job_id = base64.urlsafe_b64decode(raw.encode()).decode().split("|")
+        return datetime.fromisoformat(created_at), uuid.UUID(job_id)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("cursor", "is not a cursor this API gave out") from None

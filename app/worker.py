@@ -1,0 +1,65 @@
+"""``Worker``: the background work of icehook, in ``serve`` or in ``icehook worker``.
+
+Each pass confirms the jobs that have pending callbacks, then sweeps stale jobs. Between
+passes the worker sleeps until NOTIFY (or, in ``serve``, the API in the same process)
+wakes it, or one poll interval passes. ``stop`` lets the current pass finish: nothing it
+claimed is left half done (and a killed worker's leases simply expire).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from app import inbox
+from app.ice import RateLimiter
+from app.reconcile import Sweeper
+
+if TYPE_CHECKING:
+    from app.main import Runtime
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+ERROR_PAUSE_SECONDS = 2.0
+
+
+class Worker:
+    def __init__(self, rt: Runtime, *, poll_seconds: float = POLL_SECONDS) -> None:
+        self.rt = rt
+        self.poll_seconds = poll_seconds
+        self.sweeper = Sweeper(rt, RateLimiter(rt.settings.sweep_qps, sleep=asyncio.sleep))
+        self._stopping = False
+
+    async def run_once(self) -> int:
+        """One pass; returns how many jobs it handled (0: nothing was due)."""
+        handled = await inbox.process(self.rt)
+        handled += await self.sweeper.run_once()
+        return handled
+
+    async def run(self) -> None:
+        """Until ``stop``: pass after pass, sleeping while there is nothing to do."""
+        assert self.rt.settings.database_url is not None
+        listener = asyncio.create_task(
+            self.rt.waker.listen(self.rt.settings.database_url, lambda: self._stopping)
+        )
+        try:
+            while not self._stopping:
+                try:
+                    handled = await self.run_once()
+                except Exception:
+                    logger.exception("worker pass failed; trying again shortly")
+                    await asyncio.sleep(ERROR_PAUSE_SECONDS)
+                    continue
+                if not handled and not self._stopping:
+                    await self.rt.waker.wait(self.poll_seconds)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.rt.waker.event.set()
