@@ -150,6 +150,7 @@ async def confirm(
     ``answer`` is ICE's word when the caller already has it (the sweeper's List pages).
     Returns the job as it is now, or None if it no longer exists.
     """
+    logger.info("confirm start job=%s source=%s", job_id, source.value)
     async with rt.sessionmaker() as session:
         job = (await session.execute(sa.select(jobs).where(jobs.c.id == job_id))).mappings().one()
     failure: IceError | None = None
@@ -173,6 +174,7 @@ async def confirm(
             .where(jobs.c.id == job_id)
             .values(_schedule(rt, after, heard=failure is None))
         )
+    logger.info("confirm end job=%s status=%s", job_id, after["status"])
     return after
 
 
