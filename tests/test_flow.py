@@ -8,104 +8,13 @@ real sockets, against a database of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
-import httpx
 import sqlalchemy as sa
 
-from app import db
-from app.main import create_app
 from app.models import callbacks as callbacks_table
 from app.models import job_events, outbox
-from app.settings import Settings
-from app.simulator import SimulatorSettings, create_simulator_app
-from tests.support import free_port, serve
-
-KEY_ID, SECRET, API_KEY = "flow-ak", "flow-secret", "flow-api-key"
-OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out.mp4"}
-FINAL = {"succeeded", "failed", "finished", "rejected"}
-
-
-@dataclasses.dataclass
-class Stack:
-    api: httpx.AsyncClient  # icehook, with the API key
-    sim: httpx.AsyncClient  # the simulator's admin routes
-    callbacks: httpx.AsyncClient  # icehook, as ICE reaches it (no API key)
-    database_url: str
-
-    async def submit(self, **body: Any) -> dict[str, Any]:
-        response = await self.api.post("/v1/jobs", json={"OutputMediaConfig": OUTPUT, **body})
-        assert response.status_code in (201, 202), response.text
-        return response.json()  # type: ignore[no-any-return]
-
-    async def job(self, job_id: str) -> dict[str, Any]:
-        response = await self.api.get(f"/v1/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        return response.json()  # type: ignore[no-any-return]
-
-    async def truth(self, ice_job_id: str) -> dict[str, Any]:
-        return (await self.sim.get(f"/_sim/jobs/{ice_job_id}")).json()  # type: ignore[no-any-return]
-
-    async def token_of(self, ice_job_id: str) -> str:
-        """The callback token, read off what ICE (the simulator) was given."""
-        user_data = json.loads((await self.truth(ice_job_id))["user_data"])
-        return str(user_data["NotifyAddress"]).rsplit("/", 1)[1]
-
-    async def rows(self, statement: sa.Select[Any]) -> list[Any]:
-        engine = db.create_engine(self.database_url)
-        try:
-            async with engine.connect() as conn:
-                return list((await conn.execute(statement)).mappings())
-        finally:
-            await engine.dispose()
-
-
-@contextlib.asynccontextmanager
-async def stack(
-    database_url: str, *, sweep_after: float = 3600, **behaviour: Any
-) -> AsyncIterator[Stack]:
-    sim_settings = SimulatorSettings(access_keys={KEY_ID: SECRET}, **behaviour)
-    port = free_port()
-    async with serve(create_simulator_app(sim_settings)) as sim_url:
-        settings = Settings(
-            database_url=database_url,
-            public_url=f"http://127.0.0.1:{port}",
-            api_keys=(API_KEY,),
-            ice_endpoint=sim_url,
-            access_key_id=KEY_ID,
-            access_key_secret=SECRET,
-            sweep_after_seconds=sweep_after,
-        )
-        async with (
-            serve(create_app(settings, workers=True), port=port) as url,
-            httpx.AsyncClient(
-                base_url=url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=30
-            ) as api,
-            httpx.AsyncClient(base_url=sim_url, timeout=30) as sim,
-            httpx.AsyncClient(base_url=url, timeout=30) as callbacks,
-        ):
-            yield Stack(api, sim, callbacks, database_url)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 60) -> None:
-    async with asyncio.timeout(seconds):
-        while not await check():
-            await asyncio.sleep(0.1)
-
-
-def envelope(
-    ice_job_id: str, status: str, event: str = "ProduceMediaComplete", **more: Any
-) -> dict[str, Any]:
-    return {
-        "EventType": event,
-        "UserId": 1234567890123456,
-        "EventTime": more.pop("EventTime", "2026-11-22T08:00:05Z"),
-        "MessageBody": {"Status": status, "JobId": ice_job_id, "UserData": "{}", **more},
-    }
+from tests.stack import FINAL, OUTPUT, Stack, envelope, eventually, stack
 
 
 async def test_a_job_goes_from_submit_to_succeeded_through_its_callback(
@@ -267,3 +176,46 @@ async def test_reconcile_asks_ice_now(database_url: str) -> None:
         assert answer.json()["status"] == "succeeded"
         assert (await s.job(job["id"]))["events"][-1]["source"] == "manual"
         assert (await s.api.post("/v1/jobs/no-such-job/reconcile")).status_code == 404
+
+
+async def open_transactions(s: Stack) -> int:
+    """icehook's connections inside a transaction right now (this query's own excluded)."""
+    rows = await s.rows(
+        sa.select(sa.func.count())
+        .select_from(sa.text("pg_stat_activity"))
+        .where(
+            sa.text("datname = current_database()"),
+            sa.text("xact_start IS NOT NULL"),
+            sa.text("pid <> pg_backend_pid()"),
+        )
+    )
+    return int(rows[0]["count"])
+
+
+async def test_no_transaction_is_open_while_ice_is_called(database_url: str) -> None:
+    # Invariant 5: ICE answers slowly; while it thinks, icehook holds no transaction open.
+    async with stack(database_url, job_seconds=0.3, callback_drop_rate=1.0) as s:
+        await s.sim.patch("/_sim/settings", json={"api_latency_ms": 1500})
+        submitting = asyncio.create_task(
+            s.api.post("/v1/jobs", json={"ProjectId": "p", "OutputMediaConfig": OUTPUT})
+        )
+        await asyncio.sleep(0.7)  # inside SubmitMediaProducingJob
+        assert await open_transactions(s) == 0
+        job = (await submitting).json()
+        assert job["status"] == "submitted"
+
+        async def finished_at_ice() -> bool:
+            return bool((await s.truth(job["ice_job_id"]))["status"] == "Success")
+
+        await eventually(finished_at_ice)
+        token = await s.token_of(job["ice_job_id"])
+        await s.callbacks.post(
+            f"/callbacks/ice/{token}", json=envelope(job["ice_job_id"], "Success")
+        )
+        await asyncio.sleep(0.7)  # the worker is inside GetMediaProducingJob
+        assert await open_transactions(s) == 0
+
+        async def succeeded() -> bool:
+            return bool((await s.job(job["id"]))["status"] == "succeeded")
+
+        await eventually(succeeded)

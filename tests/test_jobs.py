@@ -1,0 +1,122 @@
+"""The state machine: forward only, terminal is final, one event and one message per move."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.jobs import RANK, lock_job, moves_forward, record_status, status_from_ice
+from app.models import TERMINAL_STATUSES, EventSource, JobKind, JobStatus, job_events, jobs, outbox
+
+
+async def new_job(session: AsyncSession, kind: JobKind = JobKind.JOB) -> uuid.UUID:
+    job_id = uuid.uuid4()
+    await session.execute(sa.insert(jobs).values(id=job_id, kind=kind, status=JobStatus.SUBMITTING))
+    return job_id
+
+
+async def move(
+    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, to: JobStatus
+) -> bool:
+    async with sessionmaker.begin() as session:
+        job = await lock_job(session, job_id)
+        assert job is not None
+        row = await record_status(session, job, to, source=EventSource.RECONCILE, payload={"s": to})
+        return row is not None
+
+
+@pytest.mark.parametrize(
+    ("kind", "word", "status"),
+    [
+        (JobKind.JOB, "Init", JobStatus.SUBMITTED),
+        (JobKind.JOB, "Queuing", JobStatus.QUEUING),
+        (JobKind.JOB, "processing", JobStatus.PROCESSING),
+        (JobKind.JOB, "Success", JobStatus.SUCCEEDED),
+        (JobKind.JOB, "Failed", JobStatus.FAILED),
+        (JobKind.JOB, "Fail", JobStatus.FAILED),  # what ICE's callbacks may say
+        (JobKind.BATCH, "Finished", JobStatus.FINISHED),
+        (JobKind.BATCH, "Processing", JobStatus.PROCESSING),
+        (JobKind.JOB, "Finished", None),
+        (JobKind.JOB, "Exploded", None),
+        (JobKind.JOB, None, None),
+    ],
+)
+def test_ice_words_map_to_statuses(
+    kind: JobKind, word: str | None, status: JobStatus | None
+) -> None:
+    assert status_from_ice(kind, word) == status
+
+
+def test_only_forward_moves_are_allowed_and_terminal_is_final() -> None:
+    for current, new in itertools.product(JobStatus, JobStatus):
+        allowed = moves_forward(current, new)
+        assert allowed == (RANK[new] > RANK[current])
+        if current in TERMINAL_STATUSES:
+            assert not allowed
+
+
+async def test_a_move_writes_the_job_its_event_and_its_message_together(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker.begin() as session:
+        job_id = await new_job(session)
+    assert await move(sessionmaker, job_id, JobStatus.PROCESSING)
+    async with sessionmaker() as session:
+        job = (await session.execute(sa.select(jobs).where(jobs.c.id == job_id))).mappings().one()
+        events = (await session.execute(sa.select(job_events))).mappings().all()
+        messages = (await session.execute(sa.select(outbox))).mappings().all()
+    assert job["status"] == JobStatus.PROCESSING
+    assert [(e["from_status"], e["to_status"]) for e in events] == [("submitting", "processing")]
+    assert [m["event_type"] for m in messages] == ["job.processing"]
+    assert messages[0]["job_event_id"] == events[0]["id"]
+    assert messages[0]["payload"]["data"]["status"] == "processing"
+    assert messages[0]["event_id"].startswith("msg_")
+
+
+async def test_backwards_and_repeated_moves_change_nothing(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker.begin() as session:
+        job_id = await new_job(session)
+    assert await move(sessionmaker, job_id, JobStatus.SUCCEEDED)
+    for late in (JobStatus.PROCESSING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.SUBMITTED):
+        assert not await move(sessionmaker, job_id, late)
+    async with sessionmaker() as session:
+        status = (await session.execute(sa.select(jobs.c.status))).scalar_one()
+        count = (await session.execute(sa.select(sa.func.count()).select_from(job_events))).scalar()
+        completed = (await session.execute(sa.select(jobs.c.completed_at))).scalar_one()
+    assert status == JobStatus.SUCCEEDED
+    assert count == 1
+    assert completed is not None
+
+
+async def test_the_database_refuses_a_second_event_for_one_status(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker.begin() as session:
+        job_id = await new_job(session)
+    assert await move(sessionmaker, job_id, JobStatus.SUBMITTED)
+    with pytest.raises(IntegrityError):
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                sa.insert(job_events).values(
+                    job_id=job_id,
+                    from_status=JobStatus.SUBMITTING,
+                    to_status=JobStatus.SUBMITTED,
+                    source=EventSource.MANUAL,
+                )
+            )
+
+
+async def test_a_batch_emits_batch_events(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    async with sessionmaker.begin() as session:
+        batch_id = await new_job(session, JobKind.BATCH)
+    assert await move(sessionmaker, batch_id, JobStatus.FINISHED)
+    async with sessionmaker() as session:
+        types = (await session.execute(sa.select(outbox.c.event_type))).scalars().all()
+    assert types == ["batch.finished"]
