@@ -73,8 +73,8 @@ def request_hash(body: Mapping[str, Any]) -> bytes:
 
 
 def refused(error: IceError) -> bool:
-    """ICE answered and said no (as opposed to: no answer, or a failure on its side)."""
-    return 400 <= error.status < 500
+    """ICE answered and said no: not "no answer", "failed on ICE's side" or "try later"."""
+    return 400 <= error.status < 500 and not error.code.startswith("Throttling")
 
 
 async def submit(

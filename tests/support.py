@@ -11,7 +11,7 @@ import contextlib
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 
 import httpx
@@ -80,3 +80,33 @@ async def stop(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> i
     if proc.returncode is None:
         proc.send_signal(sig)
     return await asyncio.wait_for(proc.wait(), timeout=60)
+
+
+async def start_icehook_logged(
+    *args: str, env: Mapping[str, str], log: Path
+) -> asyncio.subprocess.Process:
+    """Like ``start_icehook``, with the process's stdout and stderr appended to ``log``."""
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            ICEHOOK, *args, env=dict(env), stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+
+
+async def wait_for_line(
+    log: Path, text: str, proc: asyncio.subprocess.Process, seconds: float = 90
+) -> None:
+    """Wait until ``log`` holds a line containing ``text`` (fails early if ``proc`` exits)."""
+    async with asyncio.timeout(seconds):
+        while not (log.exists() and text in log.read_text(errors="replace")):
+            if proc.returncode is not None:
+                raise RuntimeError(f"exited with {proc.returncode} before {text!r}: see {log}")
+            await asyncio.sleep(0.1)
+
+
+async def kill_all(procs: Iterable[asyncio.subprocess.Process]) -> None:
+    """SIGKILL whichever of ``procs`` still run and reap them (cleanup after a failed test)."""
+    for proc in procs:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()

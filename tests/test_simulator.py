@@ -1073,3 +1073,85 @@ def test_settings_replace_validates_with_the_same_rules() -> None:
         with pytest.raises(ConfigError) as caught:
             settings.replace(bad)
         assert caught.value.variable == next(iter(bad))
+
+
+# --- callback copies and call counts (for the benchmarks) ------------------------------------
+
+
+async def test_callback_copies_delivers_every_callback_that_many_times() -> None:
+    async with receiver() as target, simulator(job_seconds=0.1, callback_copies=3) as ice:
+        submitted = await ice.submit(UserData=user_data(target.url))
+
+        async def all_three() -> bool:
+            return len(target.received) == 3
+
+        await eventually(all_three)
+        await settle(1.0)
+        assert len(target.received) == 3
+        assert len({delivery.body for delivery in target.received}) == 1
+        log = await ice.callback_log(job_id=submitted["JobId"])
+        assert sorted(entry["delivery"] for entry in log) == [1, 2, 3]
+        assert {entry["attempt"] for entry in log} == {1}
+
+
+async def test_a_duplicate_adds_one_delivery_to_the_copies() -> None:
+    async with (
+        receiver() as target,
+        simulator(job_seconds=0.1, callback_copies=2, callback_duplicate_rate=1) as ice,
+    ):
+        await ice.submit(UserData=user_data(target.url))
+
+        async def three() -> bool:
+            return len(target.received) == 3
+
+        await eventually(three)
+        await settle(1.0)
+        assert len(target.received) == 3
+
+
+async def test_callback_copies_is_validated_and_shown(ice: Ice) -> None:
+    url = f"{ice.base_url}/_sim/settings"
+    assert (await ice.http.get(url)).json()["callback_copies"] == 1
+    for bad in (0, 1.5, "two", True, 11):
+        response = await ice.http.patch(url, json={"callback_copies": bad})
+        assert response.status_code == 422, (bad, response.text)
+        assert "callback_copies" in response.json()["error"]["message"]
+    response = await ice.http.patch(url, json={"callback_copies": "3"})
+    assert response.status_code == 200, response.text
+    assert response.json()["callback_copies"] == 3
+
+
+def test_callback_copies_from_env_and_flags() -> None:
+    environ = {"ICEHOOK_SIM_ACCESS_KEYS": "a:b", "ICEHOOK_SIM_CALLBACK_COPIES": "3"}
+    settings = SimulatorSettings.from_env(environ)
+    assert settings.callback_copies == 3
+    assert isinstance(settings.callback_copies, int)
+    assert SimulatorSettings(access_keys={"a": "b"}).callback_copies == 1
+    assert settings.replace({"callback_copies": "2"}).callback_copies == 2
+    with pytest.raises(ConfigError) as caught:
+        SimulatorSettings.from_env({**environ, "ICEHOOK_SIM_CALLBACK_COPIES": "0"})
+    assert caught.value.variable == "ICEHOOK_SIM_CALLBACK_COPIES"
+
+
+async def test_stats_count_accepted_rpc_calls_by_action(ice: Ice) -> None:
+    url = f"{ice.base_url}/_sim/stats"
+    assert (await ice.http.get(url)).json() == {"rpc_calls": {}}
+    submitted = await ice.submit()
+    await ice.submit()
+    await ice.job(submitted["JobId"])
+    await ice.ok("ListMediaProducingJobs")
+    missing = await ice.call("GetMediaProducingJob", {"JobId": "0" * 32})
+    assert missing.status_code == 404  # ICE received it and answered: it counts
+    # Refused before ICE does anything: a bad signature and a replayed nonce do not count.
+    wrong = await ice.call("GetMediaProducingJob", {"JobId": "a" * 32}, secret="wrong")
+    assert wrong.status_code == 403
+    first = await ice.call("ListMediaProducingJobs", nonce="stats-once")
+    again = await ice.call("ListMediaProducingJobs", nonce="stats-once")
+    assert (first.status_code, again.status_code) == (200, 400)
+    assert (await ice.http.get(url)).json() == {
+        "rpc_calls": {
+            "GetMediaProducingJob": 2,
+            "ListMediaProducingJobs": 2,
+            "SubmitMediaProducingJob": 2,
+        }
+    }

@@ -3,8 +3,8 @@
 It serves ICE's RPC API at ``/`` (signed V3 or V2 requests, ICE's answers and error shapes, its
 submit rate limit) for the six actions icehook uses, runs each job through ICE's statuses over
 ``job_seconds``, and posts completion callbacks by ICE's delivery rules, with faults that can be
-injected on purpose. Admin routes under ``/_sim/`` show the callback log and a job's truth and
-change the behaviour while it runs.
+injected on purpose. Admin routes under ``/_sim/`` show the callback log, a job's truth and the
+count of RPC calls received per action, and change the behaviour while it runs.
 
 ::
 

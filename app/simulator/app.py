@@ -104,6 +104,10 @@ def create_simulator_app(
             raise NotFound(f"the simulator has no job or batch {job_id}")
         return JSONResponse(found.describe(simulator.clock()))
 
+    async def stats(request: Request) -> Response:
+        calls = simulator.rpc.calls
+        return JSONResponse({"rpc_calls": {action: calls[action] for action in sorted(calls)}})
+
     async def settings_route(request: Request) -> Response:
         if request.method == "PATCH":
             changes = await _json_object(request)
@@ -119,6 +123,7 @@ def create_simulator_app(
             Route("/", simulator.rpc.endpoint, methods=["GET", "POST"]),
             Route("/_sim/callbacks", callbacks, methods=["GET"]),
             Route("/_sim/jobs/{job_id}", job, methods=["GET"]),
+            Route("/_sim/stats", stats, methods=["GET"]),
             Route("/_sim/settings", settings_route, methods=["GET", "PATCH"]),
         ],
         lifespan=lifespan,

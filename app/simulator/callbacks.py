@@ -6,8 +6,9 @@ waits 1 second and tries again, at most twice more, then drops the message. With
 each attempt carries ``X-ICE-TIMESTAMP`` and ``X-ICE-SIGNATURE`` (md5 of url|timestamp|key).
 
 On top of that, the faults a receiver must survive, read from the settings current when the
-callback falls due: dropped callbacks, duplicates (two independent deliveries of one body) and
-a random delay before the first attempt, which also reorders callbacks.
+callback falls due: dropped callbacks, copies (``callback_copies`` independent deliveries of one
+body, and one more for a duplicate) and a random delay before each delivery's first attempt,
+which also reorders callbacks.
 
 Every attempt, and every callback dropped or not sendable, is written to a bounded log that
 ``GET /_sim/callbacks`` shows.
@@ -70,7 +71,7 @@ class Attempt:
     event_type: str
     status_sent: str
     attempt: int  # 1..3; 0 when nothing was sent (dropped, or no HTTP address)
-    delivery: int  # 1, or 2 for the duplicate
+    delivery: int  # 1, then 2, 3... for the further copies of the same body
     url: str
     response_status: int | None
     error: str | None
@@ -325,7 +326,8 @@ class CallbackDispatcher:
                 callback, attempt=0, delivery=1, at=now, error="dropped by fault injection"
             )
             return
-        deliveries = 2 if self._rng.random() < settings.callback_duplicate_rate else 1
+        duplicate = self._rng.random() < settings.callback_duplicate_rate
+        deliveries = settings.callback_copies + (1 if duplicate else 0)
         for delivery in range(1, deliveries + 1):
             delay = self._rng.uniform(0.0, settings.callback_delay_seconds)
             task = asyncio.create_task(

@@ -22,7 +22,7 @@ import random
 import re
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -455,6 +455,8 @@ class RpcService:
         self._rng = rng
         self._nonces = NonceCache()
         self._limiter = SubmitLimiter()
+        # Action -> calls whose signature, nonce and version were accepted: what ICE received.
+        self.calls: Counter[str] = Counter()
         self._actions: dict[str, Callable[[Params, SimulatorSettings], Answer]] = {
             "SubmitMediaProducingJob": self._submit_media_producing_job,
             "SubmitSceneBatchEditingJob": self._submit_scene_batch_editing_job,
@@ -498,6 +500,7 @@ class RpcService:
             except UnicodeDecodeError:
                 raise IceFault(400, "InvalidParameter", "The request body is not UTF-8.") from None
         verified = self._verify(request, query, form, body, settings)
+        self.calls[verified.action] += 1
         handler = self._actions.get(verified.action)
         if handler is None:
             raise IceFault(

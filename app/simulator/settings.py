@@ -24,6 +24,7 @@ _RATES = frozenset(
     {"failure_rate", "callback_drop_rate", "callback_duplicate_rate", "api_error_rate"}
 )
 _DURATIONS = frozenset({"job_seconds", "callback_delay_seconds", "api_latency_ms"})
+MAX_CALLBACK_COPIES = 10
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class SimulatorSettings:
     failure_rate: float = 0.0  # share of jobs that end Failed
     callback_drop_rate: float = 0.0  # share of callbacks never sent
     callback_duplicate_rate: float = 0.0  # share of callbacks delivered twice
+    callback_copies: int = 1  # deliveries of every callback (a duplicate adds one more)
     callback_delay_seconds: float = 0.0  # random 0..this before a callback's first attempt
     api_error_rate: float = 0.0  # share of RPC calls answered Throttling.User or InternalError
     api_latency_ms: float = 0.0  # added before every RPC answer
@@ -47,6 +49,7 @@ class SimulatorSettings:
         "failure_rate",
         "callback_drop_rate",
         "callback_duplicate_rate",
+        "callback_copies",
         "callback_delay_seconds",
         "api_error_rate",
         "api_latency_ms",
@@ -108,7 +111,7 @@ def env_variable(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def _validated(name: str, value: object, label: str) -> float | str | None:
+def _validated(name: str, value: object, label: str) -> float | int | str | None:
     """The one check of a behaviour value; returns it parsed, or raises ConfigError(label)."""
     if name == "callback_auth_key":
         if value is None:
@@ -130,6 +133,12 @@ def _validated(name: str, value: object, label: str) -> float | str | None:
         raise ConfigError(label, f"is a share and must be between 0 and 1, got {value!r}")
     if name in _DURATIONS and number < 0.0:
         raise ConfigError(label, f"is a duration and must be 0 or more, got {value!r}")
+    if name == "callback_copies":
+        if not (number.is_integer() and 1 <= number <= MAX_CALLBACK_COPIES):
+            raise ConfigError(
+                label, f"must be a whole number from 1 to {MAX_CALLBACK_COPIES}, got {value!r}"
+            )
+        return int(number)
     return number
 
 
