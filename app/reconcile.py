@@ -12,6 +12,7 @@ fails (ICE errors, or does not know the job) is checked again with exponential b
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import uuid
@@ -41,7 +42,7 @@ Answer = MediaProducingJob | BatchJob
 # Called in confirm's transaction, after the answer was applied: (session, job before, job after).
 AfterApply = Callable[[AsyncSession, RowMapping, RowMapping], Awaitable[None]]
 
-BULK_THRESHOLD = 10  # due jobs from which the sweeper lists instead of getting each
+BULK_THRESHOLD = 10  # due jobs (of one kind) from which the sweeper lists instead of getting each
 MAX_BACKOFF = timedelta(hours=1)
 LIST_SPAN = timedelta(days=29)  # ICE refuses List windows longer than 30 days
 
@@ -197,35 +198,70 @@ def _schedule(rt: Runtime, job: RowMapping, *, heard: bool) -> dict[str, Any]:
 
 @dataclass
 class Sweeper:
-    """Finds stale jobs and confirms them, within ``budget`` ICE calls per second."""
+    """Finds stale jobs and confirms them, within ``budget`` ICE calls per second.
+
+    One pass lists ICE's jobs once for everything due (when enough is due), then claims
+    and confirms the due jobs in chunks, several at a time.
+    """
 
     rt: Runtime
     budget: RateLimiter
-    batch_size: int = 500
+    chunk: int = 200
+    most_per_pass: int = 20_000
+    concurrency: int = 16
+
+    def _due(self) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            jobs.c.check_at <= sa.func.now(),
+            jobs.c.status.not_in(list(TERMINAL_STATUSES)),
+            jobs.c.batch_id.is_(None),  # a batch's sub-jobs are confirmed with the batch
+        )
 
     async def run_once(self) -> int:
         """One pass over the jobs now due; returns how many were checked."""
-        async with self.rt.sessionmaker.begin() as session:
-            due = sa.and_(
-                jobs.c.check_at <= sa.func.now(),
-                jobs.c.status.not_in(list(TERMINAL_STATUSES)),
-                jobs.c.batch_id.is_(None),  # a batch's sub-jobs are confirmed with the batch
+        async with self.rt.sessionmaker() as session:
+            due = (
+                (
+                    await session.execute(
+                        sa.select(jobs.c.kind, jobs.c.ice_job_id, jobs.c.status, jobs.c.created_at)
+                        .where(self._due())
+                        .limit(self.most_per_pass)
+                    )
+                )
+                .mappings()
+                .all()
             )
-            ids = await claim_jobs(
-                session, due, limit=self.batch_size, lease_seconds=lease_seconds(self.rt)
-            )
-            if not ids:
-                return 0
-            rows = (
-                (await session.execute(sa.select(jobs).where(jobs.c.id.in_(ids)))).mappings().all()
-            )
-        listed = await self._list_answers(rows)
-        for row in rows:
-            answer = listed.get(row["ice_job_id"])
-            if answer is None:
-                await self.budget.wait()
-            await confirm(self.rt, row["id"], EventSource.SWEEP, answer=answer)
-        return len(rows)
+        if not due:
+            return 0
+        listed = await self._list_answers(due)
+        checked = 0
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def one(row: RowMapping) -> None:
+            async with slots:
+                answer = listed.get(row["ice_job_id"])
+                if answer is None:
+                    await self.budget.wait()
+                try:
+                    await confirm(self.rt, row["id"], EventSource.SWEEP, answer=answer)
+                except Exception:  # its lease expires; a later pass tries again
+                    logger.exception("sweeping job %s failed", row["id"])
+
+        while checked < len(due):
+            async with self.rt.sessionmaker.begin() as session:
+                ids = await claim_jobs(
+                    session, self._due(), limit=self.chunk, lease_seconds=lease_seconds(self.rt)
+                )
+                if not ids:
+                    break
+                rows = (
+                    (await session.execute(sa.select(jobs).where(jobs.c.id.in_(ids))))
+                    .mappings()
+                    .all()
+                )
+            await asyncio.gather(*(one(row) for row in rows))
+            checked += len(rows)
+        return checked
 
     async def _list_answers(self, rows: Sequence[RowMapping]) -> dict[str, Answer]:
         """ICE's word on many due jobs at once, by paging through List (100 per call)."""
