@@ -92,8 +92,10 @@ async def _apply(
             "media_id": answer.media_id,
             "media_url": answer.media_url,
         }
+    # ICE's answer repeats UserData, whose NotifyAddress holds the callback token.
+    payload = submission.redacted(answer.raw) if "UserData" in answer.raw else answer.raw
     row = await record_status(
-        session, job, to_status, source=source, payload=answer.raw, changes=changes
+        session, job, to_status, source=source, payload=payload, changes=changes
     )
     return row or job
 
@@ -164,6 +166,7 @@ async def confirm(
     async with rt.sessionmaker.begin() as session:
         before = await lock_job(session, job_id)
         if before is None:
+            logger.info("confirm end job=%s status=gone", job_id)
             return None
         after = before
         if answer is not None:
@@ -175,7 +178,8 @@ async def confirm(
             .where(jobs.c.id == job_id)
             .values(_schedule(rt, after, heard=failure is None))
         )
-    logger.info("confirm end job=%s status=%s", job_id, after["status"])
+        # Logged before the commit releases the lease, so the logs never show two overlap.
+        logger.info("confirm end job=%s status=%s", job_id, after["status"])
     return after
 
 

@@ -97,10 +97,14 @@ async def wait_for_line(
 ) -> None:
     """Wait until ``log`` holds a line containing ``text`` (fails early if ``proc`` exits)."""
     async with asyncio.timeout(seconds):
-        while not (log.exists() and text in log.read_text(errors="replace")):
+        while not _holds(log, text):
             if proc.returncode is not None:
                 raise RuntimeError(f"exited with {proc.returncode} before {text!r}: see {log}")
             await asyncio.sleep(0.1)
+
+
+def _holds(log: Path, text: str) -> bool:
+    return log.exists() and text in log.read_text(errors="replace")
 
 
 async def kill_all(procs: Iterable[asyncio.subprocess.Process]) -> None:
@@ -110,3 +114,12 @@ async def kill_all(procs: Iterable[asyncio.subprocess.Process]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+
+
+def troubles(log: Path) -> list[str]:
+    """The lines of a process's ``log`` that say something went wrong."""
+    return [
+        line
+        for line in log.read_text(errors="replace").splitlines()
+        if " ERROR " in line or line.startswith("Traceback")
+    ]

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from app.models import callbacks as callbacks_table
 from app.signing import callback_signature
-from tests.stack import Stack, envelope, stack
+from tests.stack import Stack, envelope, eventually, stack
 
 AUTH_KEY = "Rotation2Key"
 
@@ -142,7 +142,13 @@ async def test_ice_signed_callbacks_from_the_simulator_are_accepted(database_url
 
 async def test_the_token_is_stored_only_as_its_hash(database_url: str) -> None:
     async with stack(database_url, job_seconds=0.3) as s:
-        _, token = await submitted_job(s)
+        job, token = await submitted_job(s)
         (row,) = await s.rows(sa.text("SELECT * FROM jobs"))  # type: ignore[arg-type]
         assert bytes(row["callback_token_hash"]) == hashlib.sha256(token.encode()).digest()
         assert token not in json.dumps(dict(row), default=str)
+
+        async def final() -> bool:
+            return bool((await s.job(str(job["id"])))["status"] == "succeeded")
+
+        await eventually(final)
+        assert token not in json.dumps(await s.job(str(job["id"])))
