@@ -76,7 +76,8 @@ async def accept_callback(
         job_id = (
             await session.execute(sa.select(jobs.c.id).where(jobs.c.callback_token_hash == hashed))
         ).scalar_one_or_none()
-        intake = _judge_intake(rt, token, body, headers, known_token=job_id is not None)
+        envelope = _envelope(body)
+        intake = _judge_intake(rt, token, envelope, headers, known_token=job_id is not None)
         if intake.outcome != CallbackOutcome.PENDING:
             kept = body if intake.outcome != CallbackOutcome.REJECTED else body[:KEPT_OF_REJECTED]
             await session.execute(
@@ -87,7 +88,7 @@ async def accept_callback(
                     outcome=intake.outcome,
                     detail=intake.detail,
                     processed_at=sa.func.now(),
-                    **_envelope_fields(body),
+                    **_envelope_fields(envelope),
                 )
             )
             return intake
@@ -99,7 +100,7 @@ async def accept_callback(
                 job_id=job_id,
                 outcome=CallbackOutcome.PENDING,
                 dedup_key=hashlib.sha256(hashed + body).digest(),
-                **_envelope_fields(body),
+                **_envelope_fields(envelope),
             )
             .on_conflict_do_nothing(index_elements=[callbacks_table.c.dedup_key])
         )
@@ -108,7 +109,12 @@ async def accept_callback(
 
 
 def _judge_intake(
-    rt: Runtime, token: str, body: bytes, headers: Mapping[str, str], *, known_token: bool
+    rt: Runtime,
+    token: str,
+    envelope: dict[str, Any] | None,
+    headers: Mapping[str, str],
+    *,
+    known_token: bool,
 ) -> Intake:
     if not known_token:
         return Intake(401, CallbackOutcome.REJECTED, "unknown callback token")
@@ -123,7 +129,6 @@ def _judge_intake(
             )
         except SignatureError as exc:
             return Intake(401, CallbackOutcome.REJECTED, str(exc))
-    envelope = _envelope(body)
     if envelope is None:
         return Intake(400, CallbackOutcome.MALFORMED, "not ICE's JSON callback envelope")
     if envelope["EventType"] not in KNOWN_EVENTS:
@@ -145,8 +150,8 @@ def _envelope(body: bytes) -> dict[str, Any] | None:
     return envelope
 
 
-def _envelope_fields(body: bytes) -> dict[str, str | None]:
-    envelope = _envelope(body) or {}
+def _envelope_fields(envelope: dict[str, Any] | None) -> dict[str, str | None]:
+    envelope = envelope or {}
     message = envelope.get("MessageBody") or {}
     return {
         "event_type": _short(envelope.get("EventType")),

@@ -126,28 +126,23 @@ async def submit(
         if not refused(exc):
             return job, False  # outcome unknown: the sweeper settles it
         raise IceRejected(await _record_rejection(rt, job_id, exc), exc) from None
-    async with rt.sessionmaker.begin() as session:
-        locked = await lock_job(session, job_id)
-        assert locked is not None
-        row = await record_status(
-            session,
-            locked,
-            JobStatus.SUBMITTED,
-            source=EventSource.SUBMIT,
-            payload={
-                "RequestId": answer.request_id,
-                "JobId": answer.job_id,
-                "ProjectId": answer.project_id,
-                "MediaId": answer.media_id,
-            },
-            changes={
-                "ice_job_id": answer.job_id,
-                "project_id": answer.project_id or locked["project_id"],
-                "media_id": answer.media_id,
-                "parameters": redacted(locked["parameters"]),
-            },
-        )
-    return row or locked, False
+    row = await _leave_submitting(
+        rt,
+        job_id,
+        JobStatus.SUBMITTED,
+        payload={
+            "RequestId": answer.request_id,
+            "JobId": answer.job_id,
+            "ProjectId": answer.project_id,
+            "MediaId": answer.media_id,
+        },
+        changes={
+            "ice_job_id": answer.job_id,
+            "project_id": answer.project_id or sub.project_id,
+            "media_id": answer.media_id,
+        },
+    )
+    return row, False
 
 
 async def _send(rt: Runtime, kind: JobKind, parameters: Mapping[str, str]) -> SubmittedJob:
@@ -157,20 +152,34 @@ async def _send(rt: Runtime, kind: JobKind, parameters: Mapping[str, str]) -> Su
 
 
 async def _record_rejection(rt: Runtime, job_id: uuid.UUID, error: IceError) -> RowMapping:
+    return await _leave_submitting(
+        rt,
+        job_id,
+        JobStatus.REJECTED,
+        payload={"RequestId": error.request_id, "Code": error.code, "Message": error.message},
+        changes={"error_code": error.code, "error_message": error.message},
+    )
+
+
+async def _leave_submitting(
+    rt: Runtime,
+    job_id: uuid.UUID,
+    status: JobStatus,
+    *,
+    payload: Mapping[str, Any],
+    changes: Mapping[str, Any],
+) -> RowMapping:
+    """Record ICE's answer to a submission; the callback token leaves the stored UserData."""
     async with rt.sessionmaker.begin() as session:
         locked = await lock_job(session, job_id)
         assert locked is not None
         row = await record_status(
             session,
             locked,
-            JobStatus.REJECTED,
+            status,
             source=EventSource.SUBMIT,
-            payload={"RequestId": error.request_id, "Code": error.code, "Message": error.message},
-            changes={
-                "error_code": error.code,
-                "error_message": error.message,
-                "parameters": redacted(locked["parameters"]),
-            },
+            payload=payload,
+            changes={**changes, "parameters": redacted(locked["parameters"])},
         )
     return row or locked
 
