@@ -119,17 +119,17 @@ def _not_ready(reason: str) -> JSONResponse:
 async def receive_callback(request: Request) -> Response:
     rt = runtime(request)
     body = await read_body(request, rt.settings.callback_max_bytes)
-    intake = await inbox.accept_callback(
+    reply = await inbox.accept_callback(
         rt,
         request.path_params["token"],
         body,
         request.headers,
         request.client.host if request.client else None,
     )
-    if intake.status_code == 200:
+    if reply.status_code == 200:
         return PlainTextResponse("success")  # ICE only looks at the status
-    code = {400: "malformed_callback", 401: "unauthorized"}[intake.status_code]
-    return JSONResponse(error_body(code, intake.detail), status_code=intake.status_code)
+    code = {400: "malformed_callback", 401: "unauthorized"}[reply.status_code]
+    return JSONResponse(error_body(code, reply.detail), status_code=reply.status_code)
 
 
 # -- jobs -------------------------------------------------------------------------------------
@@ -280,8 +280,8 @@ v1 = [
 ]
 
 routes = [
+    Route("/callbacks/ice/{token}", receive_callback, methods=["POST"]),  # first: the busiest
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
-    Route("/callbacks/ice/{token}", receive_callback, methods=["POST"]),
     Mount("/v1", routes=v1, middleware=[Middleware(ApiKeys)]),
 ]

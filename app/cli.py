@@ -19,7 +19,8 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -36,6 +37,8 @@ EXIT_CONFIG = 2
 EXIT_STARTUP_FAILED = 3
 
 logger = logging.getLogger("icehook")
+
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -149,7 +152,7 @@ def _worker(args: argparse.Namespace) -> None:
             print("icehook: worker running", file=sys.stderr)
             await worker.run()
 
-    asyncio.run(run())
+    _run(run())
 
 
 def _simulator(args: argparse.Namespace) -> None:
@@ -165,6 +168,16 @@ def _simulator(args: argparse.Namespace) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop where it exists (not on Windows), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def _prepare_database(settings: Settings) -> Settings:
@@ -226,7 +239,9 @@ class _Server(uvicorn.Server):
 def _run_servers(apps: Sequence[tuple[ASGIApp, socket.socket]]) -> None:
     """Serve every app until SIGTERM/SIGINT (a second one forces the exit) or one fails."""
     servers = [
-        _Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=20))
+        _Server(
+            uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=20)
+        )
         for app, _ in apps
     ]
 
@@ -254,6 +269,6 @@ def _run_servers(apps: Sequence[tuple[ASGIApp, socket.socket]]) -> None:
         stopping.cancel()
         return all(server.started for server in servers)
 
-    if not asyncio.run(run()):
+    if not _run(run()):
         print("icehook: a server failed to start (see the log above)", file=sys.stderr)
         sys.exit(EXIT_STARTUP_FAILED)

@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -59,7 +61,33 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    return create_async_engine(async_url(url), pool_pre_ping=True, **kwargs)
+    return create_async_engine(async_url(url), **kwargs)
+
+
+class RowsParameter:
+    """Many rows as one statement parameter: one array per column, read back as a table
+    (``table``) with PostgreSQL's ``unnest``.
+
+    A statement built on ``table`` once is reused for any number of rows, with one bound
+    value per column (``bind(rows)``), where ``executemany`` would bind and send every row
+    on its own.
+    """
+
+    def __init__(self, name: str, columns: Mapping[str, sa.types.TypeEngine[Any]]) -> None:
+        self.name = name
+        self.columns = dict(columns)
+        arrays = [sa.bindparam(self._key(c), type_=ARRAY(t)) for c, t in self.columns.items()]
+        self.table = (
+            sa.func.unnest(*arrays)
+            .table_valued(*(sa.column(c, t) for c, t in self.columns.items()))
+            .render_derived(name)
+        )
+
+    def bind(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        return {self._key(column): [row[column] for row in rows] for column in self.columns}
+
+    def _key(self, column: str) -> str:
+        return f"{self.name}_{column}"
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

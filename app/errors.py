@@ -6,19 +6,20 @@
     ├── ConfigError                  a setting is wrong; the program stops at start (exit 2)
     ├── ApiError                     answered to an HTTP client as {"error": {code, message}}
     │   ├── BadRequest          400
-    │   ├── Unauthorized        401
     │   ├── NotFound            404
     │   ├── Conflict            409
     │   ├── PayloadTooLarge     413
     │   ├── ValidationError     422  names the field that is wrong
     │   ├── IceRefused          422  ICE refused a submission; carries ICE's Code and Message
-    │   └── Unavailable         503
+    │   └── Unavailable         503  the database cannot be reached (also from outside errors)
     ├── SignatureError               a signature is missing, malformed, stale or does not verify
     └── IceError                     ICE answered with an error, or could not be reached
         └── IceJobNotFound           ICE does not know the job (JobNotFound, or a malformed JobId)
 
 Errors from outside (httpx, asyncpg, ICE error bodies, signature parsing) are turned
-into one of these in the module that meets them; nothing else leaks to a client.
+into one of these in the module that meets them; nothing else leaks to a client. The one
+exception is losing the database, which can happen anywhere: ``handle_error`` answers it
+with 503 and ``Retry-After``, so that a client (ICE, for a callback) tries again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -60,11 +62,6 @@ class ApiError(IcehookError):
 class BadRequest(ApiError):
     status = 400
     code = "bad_request"
-
-
-class Unauthorized(ApiError):
-    status = 401
-    code = "unauthorized"
 
 
 class NotFound(ApiError):
@@ -129,8 +126,24 @@ def error_body(code: str, message: str, **details: object) -> dict[str, dict[str
     return {"error": {"code": code, "message": message, **details}}
 
 
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached or the connection was lost."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return isinstance(exc, sa_exc.TimeoutError | OSError)  # no pooled connection came free
+
+
 async def handle_error(request: Request, exc: Exception) -> Response:
     """The one JSON error handler (see ``HANDLED``)."""
+    if database_unreachable(exc):
+        logger.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            error_body(Unavailable.code, "the database is unreachable; try again shortly"),
+            status_code=Unavailable.status,
+            headers={"retry-after": "1"},
+        )
     if isinstance(exc, ApiError):
         return JSONResponse(
             error_body(exc.code, exc.message, **exc.details), status_code=exc.status

@@ -1,9 +1,12 @@
 """ICE's callbacks: kept at once, confirmed against ICE later.
 
 ``accept_callback`` (the HTTP edge) stores the raw body and headers, whatever they say, and
-answers only after the commit; it never calls ICE. A callback is a hint: ``process`` (a
-worker step) leases the job it names, asks ICE once for all of that job's pending
-callbacks, applies ICE's answer, and judges each callback:
+answers only after the commit; it never calls ICE. Callbacks that arrive together are
+stored together (``Intake``: one transaction, so one disk flush, for all of them).
+
+A callback is a hint: ``process`` (a worker step) leases the jobs that have pending
+callbacks, asks ICE once per job for all of that job's callbacks, applies ICE's answer,
+and judges each callback:
 
 - ``applied``: confirming it moved the job forward;
 - ``duplicate``: the job already had the status it reports;
@@ -12,7 +15,7 @@ callbacks, applies ICE's answer, and judges each callback:
 - ``unmatched``: a valid token, but a JobId that is not that token's job;
 - ``ignored`` / ``malformed``: an EventType icehook does not act on / not ICE's envelope.
 
-When the job is already at or past what every pending callback reports, no ICE call is
+When a job is already at or past what every pending callback reports, no ICE call is
 made at all: this is what makes duplicates cheap.
 """
 
@@ -24,21 +27,22 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import RowMapping
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app import reconcile
+from app import db, reconcile
 from app.errors import SignatureError
 from app.jobs import RANK, status_from_ice
 from app.models import TERMINAL_STATUSES, CallbackOutcome, EventSource, JobKind, JobStatus, jobs
 from app.models import callbacks as callbacks_table
-from app.queue import claim_jobs, release
+from app.queue import Waker, claim_jobs, release, wake_workers
 from app.signing import verify_callback
 from app.submission import callback_url, token_hash
 
@@ -50,74 +54,181 @@ logger = logging.getLogger(__name__)
 KNOWN_EVENTS = frozenset({"ProduceMediaComplete", "BatchProduceMediaComplete"})
 KEPT_OF_REJECTED = 4096  # bytes of a rejected body kept for the audit
 UNSTORED_HEADERS = frozenset({"authorization", "cookie"})
-CONCURRENCY = 16  # jobs confirmed at once by one worker
+MAX_BATCH = 256  # callbacks stored in one transaction
+# The columns ``Received.row`` fills, with the types they are sent as.
+INCOMING = db.RowsParameter(
+    "incoming",
+    {
+        "token_hash": BYTEA(),
+        "job_id": UUID(as_uuid=True),
+        "body": BYTEA(),
+        "headers": sa.Text(),  # JSON text, made jsonb in the statement
+        "peer": sa.Text(),
+        "event_type": sa.Text(),
+        "ice_job_id": sa.Text(),
+        "ice_status": sa.Text(),
+        "outcome": sa.Text(),
+        "detail": sa.Text(),
+        "dedup_key": BYTEA(),
+    },
+)
+FIND_OWNERS = sa.select(jobs.c.callback_token_hash, jobs.c.id).where(
+    jobs.c.callback_token_hash == sa.func.any(sa.bindparam("token_hashes", type_=ARRAY(BYTEA)))
+)
+# One statement, so one transaction: store the callbacks (pending ones deduplicated, the
+# others judged already), and wake the workers if a new pending one was stored.
+_stored = (
+    pg_insert(callbacks_table)
+    .from_select(
+        [*INCOMING.columns, "processed_at"],
+        sa.select(
+            *(
+                sa.cast(column, JSONB) if column.name == "headers" else column
+                for column in INCOMING.table.c
+            ),
+            sa.case(
+                (INCOMING.table.c.outcome == CallbackOutcome.PENDING.value, sa.null()),
+                else_=sa.func.now(),
+            ),
+        ),
+    )
+    .on_conflict_do_nothing(index_elements=[callbacks_table.c.dedup_key])
+    .returning(callbacks_table.c.outcome)
+    .cte("stored")
+)
+STORE_INCOMING = sa.select(wake_workers()).where(
+    sa.exists().where(_stored.c.outcome == CallbackOutcome.PENDING.value)
+)
 
 
 @dataclass(frozen=True)
-class Intake:
-    """How a received callback was answered."""
+class Reply:
+    """How a received callback is answered."""
 
     status_code: int
     outcome: CallbackOutcome
     detail: str
 
 
+UNKNOWN_TOKEN = Reply(401, CallbackOutcome.REJECTED, "unknown callback token")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One callback as it arrived, and its reply if its token is known."""
+
+    token_hash: bytes
+    body: bytes
+    headers: dict[str, str]
+    peer: str | None
+    event_type: str | None  # these three from the envelope, when there is one
+    ice_job_id: str | None
+    ice_status: str | None
+    reply: Reply
+
+    def row(self, job_id: uuid.UUID | None) -> dict[str, Any]:
+        """Its ``callbacks`` row (``INCOMING``), for its token's job (None: no such token)."""
+        reply = self.reply if job_id is not None else UNKNOWN_TOKEN
+        pending = reply.outcome == CallbackOutcome.PENDING
+        return {
+            "token_hash": self.token_hash,
+            "job_id": job_id,
+            "body": self.body[:KEPT_OF_REJECTED]
+            if reply.outcome == CallbackOutcome.REJECTED
+            else self.body,
+            "headers": json.dumps(self.headers),
+            "peer": self.peer,
+            "event_type": self.event_type,
+            "ice_job_id": self.ice_job_id,
+            "ice_status": self.ice_status,
+            "outcome": reply.outcome.value,
+            "detail": None if pending else reply.detail,
+            # The same delivery stored twice is one row; a judged callback is never deduplicated.
+            "dedup_key": hashlib.sha256(self.token_hash + self.body).digest() if pending else None,
+        }
+
+
 async def accept_callback(
     rt: Runtime, token: str, body: bytes, headers: Mapping[str, str], peer: str | None
-) -> Intake:
+) -> Reply:
     """Store one callback durably, then say how to answer it (200 only after the commit)."""
-    hashed = token_hash(token)
-    row: dict[str, Any] = {
-        "token_hash": hashed,
-        "headers": {k: v for k, v in headers.items() if k.lower() not in UNSTORED_HEADERS},
-        "peer": peer,
-    }
-    async with rt.sessionmaker.begin() as session:
-        job_id = (
-            await session.execute(sa.select(jobs.c.id).where(jobs.c.callback_token_hash == hashed))
-        ).scalar_one_or_none()
-        envelope = _envelope(body)
-        intake = _judge_intake(rt, token, envelope, headers, known_token=job_id is not None)
-        if intake.outcome != CallbackOutcome.PENDING:
-            kept = body if intake.outcome != CallbackOutcome.REJECTED else body[:KEPT_OF_REJECTED]
-            await session.execute(
-                sa.insert(callbacks_table).values(
-                    **row,
-                    body=kept,
-                    job_id=job_id,
-                    outcome=intake.outcome,
-                    detail=intake.detail,
-                    processed_at=sa.func.now(),
-                    **_envelope_fields(envelope),
-                )
-            )
-            return intake
-        await session.execute(
-            pg_insert(callbacks_table)
-            .values(
-                **row,
-                body=body,
-                job_id=job_id,
-                outcome=CallbackOutcome.PENDING,
-                dedup_key=hashlib.sha256(hashed + body).digest(),
-                **_envelope_fields(envelope),
-            )
-            .on_conflict_do_nothing(index_elements=[callbacks_table.c.dedup_key])
-        )
-    rt.waker.poke()
-    return intake
+    envelope = _envelope(body)
+    received = Received(
+        token_hash=token_hash(token),
+        body=body,
+        headers={k: _text(v) for k, v in headers.items() if k.lower() not in UNSTORED_HEADERS},
+        peer=peer,
+        **_envelope_fields(envelope),
+        reply=_judge(rt, token, envelope, headers),
+    )
+    job_id = await rt.intake.store(received)
+    return received.reply if job_id is not None else UNKNOWN_TOKEN
 
 
-def _judge_intake(
-    rt: Runtime,
-    token: str,
-    envelope: dict[str, Any] | None,
-    headers: Mapping[str, str],
-    *,
-    known_token: bool,
-) -> Intake:
-    if not known_token:
-        return Intake(401, CallbackOutcome.REJECTED, "unknown callback token")
+class Intake:
+    """Stores received callbacks in group commits.
+
+    ``store`` queues a callback and returns once it is committed. One writer at a time
+    stores everything queued (up to ``MAX_BATCH``): it looks up their tokens, then stores
+    them all and wakes the workers in one statement (so one transaction). Under load,
+    callbacks queue while the previous commit is being flushed, so one disk flush serves
+    many; alone, a callback is written at once. If a batch fails, its callbacks are written
+    one by one, so that one bad callback fails only its own request.
+    """
+
+    def __init__(self, engine: AsyncEngine, waker: Waker) -> None:
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.waker = waker
+        self._queue: list[tuple[Received, asyncio.Future[uuid.UUID | None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def store(self, received: Received) -> uuid.UUID | None:
+        """Commit ``received``; returns the id of its token's job (None: unknown token)."""
+        done: asyncio.Future[uuid.UUID | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((received, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued())
+        return await done
+
+    async def _write_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            await self._write(batch)
+
+    async def _write(self, batch: list[tuple[Received, asyncio.Future[uuid.UUID | None]]]) -> None:
+        try:
+            owners = await self._insert([received for received, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1:
+                for one in batch:
+                    await self._write([one])
+                return
+            _, done = batch[0]
+            if not done.done():
+                done.set_exception(exc)
+            return
+        for received, done in batch:
+            if not done.done():
+                done.set_result(owners.get(received.token_hash))
+
+    async def _insert(self, batch: Sequence[Received]) -> dict[bytes, uuid.UUID]:
+        """Insert ``batch``; returns token hash -> job id for the tokens that are known."""
+        async with self.engine.connect() as conn:  # autocommit: each statement commits
+            known = await conn.execute(
+                FIND_OWNERS, {"token_hashes": list({r.token_hash for r in batch})}
+            )
+            owners: dict[bytes, uuid.UUID] = {token: job_id for token, job_id in known}
+            rows = [received.row(owners.get(received.token_hash)) for received in batch]
+            woken = (await conn.execute(STORE_INCOMING, INCOMING.bind(rows))).first()
+        if woken:
+            self.waker.event.set()
+        return owners
+
+
+def _judge(
+    rt: Runtime, token: str, envelope: dict[str, Any] | None, headers: Mapping[str, str]
+) -> Reply:
+    """The reply to a callback whose token is known."""
     if rt.settings.callback_auth_keys:
         try:
             verify_callback(
@@ -128,12 +239,12 @@ def _judge_intake(
                 now=time.time(),
             )
         except SignatureError as exc:
-            return Intake(401, CallbackOutcome.REJECTED, str(exc))
+            return Reply(401, CallbackOutcome.REJECTED, str(exc))
     if envelope is None:
-        return Intake(400, CallbackOutcome.MALFORMED, "not ICE's JSON callback envelope")
+        return Reply(400, CallbackOutcome.MALFORMED, "not ICE's JSON callback envelope")
     if envelope["EventType"] not in KNOWN_EVENTS:
-        return Intake(200, CallbackOutcome.IGNORED, f"EventType {envelope['EventType']!r}")
-    return Intake(200, CallbackOutcome.PENDING, "")
+        return Reply(200, CallbackOutcome.IGNORED, f"EventType {envelope['EventType']!r}")
+    return Reply(200, CallbackOutcome.PENDING, "")
 
 
 def _envelope(body: bytes) -> dict[str, Any] | None:
@@ -161,14 +272,60 @@ def _envelope_fields(envelope: dict[str, Any] | None) -> dict[str, str | None]:
 
 
 def _short(value: object) -> str | None:
-    return value[:200] if isinstance(value, str) else None
+    return _text(value[:200]) if isinstance(value, str) else None
+
+
+def _text(value: str) -> str:
+    """``value`` as PostgreSQL text can hold it: no NUL, no lone surrogate (from JSON escapes)."""
+    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 # -- processing ---------------------------------------------------------------------------
 
 
-async def process(rt: Runtime, limit: int = 64) -> int:
-    """Confirm the jobs that have pending callbacks; returns how many jobs were handled."""
+VERDICTS = db.RowsParameter(
+    "verdicts", {"id": sa.BigInteger(), "outcome": sa.Text(), "detail": sa.Text()}
+)
+RECORD_VERDICTS = (
+    sa.update(callbacks_table)
+    .where(callbacks_table.c.id == VERDICTS.table.c.id)
+    .values(
+        outcome=VERDICTS.table.c.outcome,
+        detail=VERDICTS.table.c.detail,
+        processed_at=sa.func.now(),
+    )
+)
+JUDGED_BY = ("id", "job_id", "event_type", "ice_job_id", "ice_status")  # of a callback
+
+
+@dataclass(frozen=True)
+class Work:
+    """A leased job with its pending callbacks, and its statuses by ICE JobId (a batch's
+    include its sub-jobs')."""
+
+    job: RowMapping
+    pending: Sequence[RowMapping]
+    statuses: Mapping[str | None, JobStatus]
+
+    def needs_ice(self) -> bool:
+        if self.job["status"] in TERMINAL_STATUSES:
+            return False  # nothing can change any more (a finished batch's sub-jobs are final)
+        for callback in self.pending:
+            if not _matches(self.job, callback):
+                continue
+            claim, known = _claim(self.job, callback), self.statuses.get(callback["ice_job_id"])
+            if claim is None or known is None or RANK[claim] > RANK[known]:
+                return True
+        return False
+
+
+async def process(rt: Runtime, limit: int = 32) -> int:
+    """Confirm the jobs that have pending callbacks; returns how many jobs were handled.
+
+    Callbacks that need no ICE call (the job is already at or past what they report) are
+    judged together in one transaction; the jobs that need ICE are confirmed all at once,
+    so each is worked on as soon as it is leased.
+    """
     pending_jobs = sa.select(callbacks_table.c.job_id).where(
         callbacks_table.c.outcome == CallbackOutcome.PENDING
     )
@@ -179,60 +336,61 @@ async def process(rt: Runtime, limit: int = 64) -> int:
             limit=limit,
             lease_seconds=reconcile.lease_seconds(rt),
         )
-    slots = asyncio.Semaphore(CONCURRENCY)
+        if not ids:
+            return 0
+        leased = await _load(session, ids)
+    settled = [work for work in leased if not work.needs_ice()]
+    if settled:
+        async with rt.sessionmaker.begin() as session:
+            await _record_outcomes(session, [(work, work.statuses) for work in settled])
+            await session.execute(release(*(work.job["id"] for work in settled)))
 
-    async def one(job_id: uuid.UUID) -> None:
-        async with slots:
-            try:
-                await _process_job(rt, job_id)
-            except Exception:  # the lease expires and another pass tries again
-                logger.exception("processing callbacks of job %s failed", job_id)
+    async def confirm(work: Work) -> None:
+        async def judge(session: AsyncSession, _: RowMapping, after: RowMapping) -> None:
+            (current,) = await _load(session, [work.job["id"]], pending=False)
+            await _record_outcomes(session, [(work, current.statuses)])
 
-    await asyncio.gather(*(one(job_id) for job_id in ids))
+        try:
+            await reconcile.confirm(rt, work.job["id"], EventSource.CALLBACK, after_apply=judge)
+        except Exception:  # the lease expires and another pass tries again
+            logger.exception("processing callbacks of job %s failed", work.job["id"])
+
+    await asyncio.gather(*(confirm(work) for work in leased if work.needs_ice()))
     return len(ids)
 
 
-async def _process_job(rt: Runtime, job_id: uuid.UUID) -> None:
-    async with rt.sessionmaker() as session:
-        job = (await session.execute(sa.select(jobs).where(jobs.c.id == job_id))).mappings().one()
-        pending = (
-            (
-                await session.execute(
-                    sa.select(callbacks_table).where(
-                        callbacks_table.c.job_id == job_id,
-                        callbacks_table.c.outcome == CallbackOutcome.PENDING,
-                    )
+async def _load(
+    session: AsyncSession, ids: Sequence[uuid.UUID], *, pending: bool = True
+) -> list[Work]:
+    """The jobs ``ids`` with their statuses and (if ``pending``) their pending callbacks."""
+    rows = (
+        await session.execute(
+            sa.select(
+                jobs.c.id, jobs.c.batch_id, jobs.c.kind, jobs.c.status, jobs.c.ice_job_id
+            ).where(sa.or_(jobs.c.id.in_(ids), jobs.c.batch_id.in_(ids)))
+        )
+    ).mappings()
+    by_id = {}
+    statuses: dict[uuid.UUID, dict[str | None, JobStatus]] = {job_id: {} for job_id in ids}
+    for row in rows:
+        owner = row["id"] if row["id"] in statuses else row["batch_id"]
+        statuses[owner][row["ice_job_id"]] = JobStatus(row["status"])
+        if owner == row["id"]:
+            by_id[owner] = row
+    callbacks: dict[uuid.UUID, list[RowMapping]] = {job_id: [] for job_id in ids}
+    if pending:
+        for callback in (
+            await session.execute(
+                sa.select(*(callbacks_table.c[name] for name in JUDGED_BY))
+                .where(
+                    callbacks_table.c.job_id.in_(ids),
+                    callbacks_table.c.outcome == CallbackOutcome.PENDING,
                 )
+                .order_by(callbacks_table.c.id)
             )
-            .mappings()
-            .all()
-        )
-        before = await _statuses(session, job_id)
-    if not pending:
-        async with rt.sessionmaker.begin() as session:
-            await session.execute(release(job_id))
-        return
-
-    async def judge(session: AsyncSession, _: RowMapping, after_job: RowMapping) -> None:
-        after = await _statuses(session, job_id)
-        await _record_outcomes(session, job, pending, before, after)
-
-    if _needs_ice(job, pending, before):
-        await reconcile.confirm(rt, job_id, EventSource.CALLBACK, after_apply=judge)
-        return
-    async with rt.sessionmaker.begin() as session:
-        await _record_outcomes(session, job, pending, before, before)
-        await session.execute(release(job_id))
-
-
-async def _statuses(session: AsyncSession, job_id: uuid.UUID) -> dict[str | None, JobStatus]:
-    """ICE JobId -> status, for the token's job and (for a batch) its sub-jobs."""
-    rows = await session.execute(
-        sa.select(jobs.c.ice_job_id, jobs.c.status).where(
-            sa.or_(jobs.c.id == job_id, jobs.c.batch_id == job_id)
-        )
-    )
-    return {ice_job_id: JobStatus(status) for ice_job_id, status in rows}
+        ).mappings():
+            callbacks[callback["job_id"]].append(callback)
+    return [Work(by_id[job_id], callbacks[job_id], statuses[job_id]) for job_id in ids]
 
 
 def _claim(job: RowMapping, callback: RowMapping) -> JobStatus | None:
@@ -248,37 +406,18 @@ def _matches(job: RowMapping, callback: RowMapping) -> bool:
     return bool(callback["ice_job_id"] == job["ice_job_id"])
 
 
-def _needs_ice(
-    job: RowMapping,
-    pending: Sequence[RowMapping],
-    statuses: Mapping[str | None, JobStatus],
-) -> bool:
-    if job["status"] in TERMINAL_STATUSES:
-        return False  # nothing can change any more (a finished batch's sub-jobs are final)
-    for callback in pending:
-        if not _matches(job, callback):
-            continue
-        claim, known = _claim(job, callback), statuses.get(callback["ice_job_id"])
-        if claim is None or known is None or RANK[claim] > RANK[known]:
-            return True
-    return False
-
-
 async def _record_outcomes(
-    session: AsyncSession,
-    job: RowMapping,
-    pending: Sequence[RowMapping],
-    before: Mapping[str | None, JobStatus],
-    after: Mapping[str | None, JobStatus],
+    session: AsyncSession, judged: Iterable[tuple[Work, Mapping[str | None, JobStatus]]]
 ) -> None:
-    credited: set[str | None] = set()
-    for callback in pending:
-        outcome, detail = _outcome(job, callback, before, after, credited)
-        await session.execute(
-            sa.update(callbacks_table)
-            .where(callbacks_table.c.id == callback["id"])
-            .values(outcome=outcome, detail=detail, processed_at=sa.func.now())
-        )
+    """Judge the pending callbacks of each work, given its statuses after ICE was asked."""
+    outcomes = []
+    for work, after in judged:
+        credited: set[str | None] = set()
+        for callback in work.pending:
+            outcome, detail = _outcome(work.job, callback, work.statuses, after, credited)
+            outcomes.append({"id": callback["id"], "outcome": outcome.value, "detail": detail})
+    if outcomes:
+        await session.execute(RECORD_VERDICTS, VERDICTS.bind(outcomes))
 
 
 def _outcome(

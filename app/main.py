@@ -1,8 +1,8 @@
 """The application: ``create_app(settings)`` builds the Starlette app.
 
 ``open_runtime`` builds the long-lived resources (engine, sessionmaker, one httpx client,
-the ICE client, the worker waker) and closes them; the app's lifespan and ``icehook
-worker`` both use it. Handlers reach them as one ``Runtime`` on ``app.state.runtime``.
+the ICE client, the worker waker, the callback intake) and closes them; the app's lifespan
+and ``icehook worker`` both use it. Handlers reach them as one ``Runtime`` on ``app.state.runtime``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 
 from app import api, db, errors
 from app.ice import IceClient
+from app.inbox import Intake
 from app.queue import Waker
 from app.settings import Settings
 from app.worker import Worker
@@ -34,6 +35,7 @@ class Runtime:
     http: httpx.AsyncClient
     ice: IceClient
     waker: Waker
+    intake: Intake
     schema_head: str
 
 
@@ -42,15 +44,18 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     url = await asyncio.to_thread(db.resolve_database_url, settings)
     settings = dataclasses.replace(settings, database_url=url)
     engine = db.create_engine(url)
+    sessionmaker = db.create_sessionmaker(engine)
+    waker = Waker()
     try:
         async with httpx.AsyncClient(follow_redirects=False) as http:
             yield Runtime(
                 settings=settings,
                 engine=engine,
-                sessionmaker=db.create_sessionmaker(engine),
+                sessionmaker=sessionmaker,
                 http=http,
                 ice=IceClient(http, settings),
-                waker=Waker(engine),
+                waker=waker,
+                intake=Intake(engine, waker),
                 schema_head=await asyncio.to_thread(db.head_revision),
             )
     finally:

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import jobs
-
-logger = logging.getLogger(__name__)
 
 CHANNEL = "icehook_work"
 
@@ -55,34 +53,24 @@ async def claim_jobs(
     return list(result.scalars())
 
 
-def release(job_id: uuid.UUID) -> sa.Update:
-    return sa.update(jobs).where(jobs.c.id == job_id).values(lease_until=None)
+def release(*job_ids: uuid.UUID) -> sa.Update:
+    return sa.update(jobs).where(jobs.c.id.in_(job_ids)).values(lease_until=None)
+
+
+def wake_workers() -> sa.FunctionElement[Any]:
+    """The SQL that wakes every listening worker when its transaction commits.
+
+    PostgreSQL sends a transaction's notifications at its commit, and folds identical ones
+    into one: a transaction that stores many callbacks wakes each worker once.
+    """
+    return sa.func.pg_notify(CHANNEL, "")
 
 
 class Waker:
-    """Wakes workers: at once in this process, and other processes through NOTIFY.
+    """What a worker sleeps on: set by NOTIFY (``listen``), or directly in this process."""
 
-    ``poke`` never blocks and never fails the caller; notifications to other processes are
-    coalesced (at most one in flight), since one wake-up is enough to make a worker look.
-    """
-
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self) -> None:
         self.event = asyncio.Event()
-        self._engine = engine
-        self._notifying: asyncio.Task[None] | None = None
-
-    def poke(self) -> None:
-        self.event.set()
-        if self._notifying is None or self._notifying.done():
-            self._notifying = asyncio.create_task(self._notify())
-
-    async def _notify(self) -> None:
-        try:
-            async with self._engine.connect() as conn:
-                await conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
-                await conn.commit()
-        except Exception:  # a lost wake-up only delays work until the next poll
-            logger.warning("could not NOTIFY %s", CHANNEL, exc_info=True)
 
     async def listen(self, database_url: str, stop: Callable[[], bool]) -> None:
         """Set ``event`` on every NOTIFY until ``stop()``; reconnects after errors."""
@@ -102,7 +90,7 @@ class Waker:
                     await conn.close()
 
     async def wait(self, seconds: float) -> None:
-        """Until poked or ``seconds`` pass."""
+        """Until woken or ``seconds`` pass."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self.event.wait()

@@ -2,7 +2,9 @@
 
 Each pass confirms the jobs that have pending callbacks, then sweeps stale jobs. Between
 passes the worker sleeps until NOTIFY (or, in ``serve``, the API in the same process)
-wakes it, or one poll interval passes. ``stop`` lets the current pass finish: nothing it
+wakes it, or one poll interval passes. While work keeps coming, passes start at most
+every ``PASS_GAP_SECONDS``, so that each one takes what arrived meanwhile in one go
+rather than one callback at a time. ``stop`` lets the current pass finish: nothing it
 claimed is left half done (and a killed worker's leases simply expire).
 """
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+PASS_GAP_SECONDS = 0.05
 ERROR_PAUSE_SECONDS = 2.0
 
 
@@ -32,11 +35,20 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.sweeper = Sweeper(rt, RateLimiter(rt.settings.sweep_qps, sleep=asyncio.sleep))
         self._stopping = False
+        self._sweep_at = 0.0  # the event loop's time from which the next pass sweeps
 
     async def run_once(self) -> int:
-        """One pass; returns how many jobs it handled (0: nothing was due)."""
+        """One pass; returns how many jobs it handled (0: nothing was due).
+
+        A pass sweeps if the last sweep found work or at least one poll interval has
+        passed: while callbacks keep passes frequent, stale jobs are looked for once a poll.
+        """
         handled = await inbox.process(self.rt)
-        handled += await self.sweeper.run_once()
+        now = asyncio.get_running_loop().time()
+        if now >= self._sweep_at:
+            swept = await self.sweeper.run_once()
+            self._sweep_at = now if swept else now + self.poll_seconds
+            handled += swept
         return handled
 
     async def run(self) -> None:
@@ -46,14 +58,20 @@ class Worker:
             self.rt.waker.listen(self.rt.settings.database_url, lambda: self._stopping)
         )
         try:
+            loop = asyncio.get_running_loop()
             while not self._stopping:
+                started = loop.time()
                 try:
                     handled = await self.run_once()
                 except Exception:
                     logger.exception("worker pass failed; trying again shortly")
                     await asyncio.sleep(ERROR_PAUSE_SECONDS)
                     continue
-                if not handled and not self._stopping:
+                if self._stopping:
+                    break
+                if handled:
+                    await asyncio.sleep(max(0.0, started + PASS_GAP_SECONDS - loop.time()))
+                else:
                     await self.rt.waker.wait(self.poll_seconds)
         finally:
             listener.cancel()

@@ -46,3 +46,15 @@ async def test_unknown_route_and_method_use_the_error_shape(settings: Settings) 
         wrong_method = await client.post("/healthz")
         assert wrong_method.status_code == 405
         assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+
+async def test_losing_the_database_is_503_with_retry_after(settings: Settings) -> None:
+    gone = dataclasses.replace(settings, database_url="postgresql://nobody@127.0.0.1:9/none")
+    key = settings.api_keys[0]
+    async with serve(create_app(gone)) as url, httpx.AsyncClient(base_url=url) as client:
+        callback = await client.post("/callbacks/ice/some-token", content=b"{}")
+        listing = await client.get("/v1/jobs", headers={"authorization": f"Bearer {key}"})
+    for answer in (callback, listing):
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"] == "1"
+        assert answer.json()["error"]["code"] == "unavailable"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import time
@@ -10,9 +11,15 @@ import uuid
 from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app import inbox
+from app.models import CallbackOutcome, JobKind, JobStatus, jobs
 from app.models import callbacks as callbacks_table
+from app.queue import Waker
 from app.signing import callback_signature
+from app.submission import token_hash
 from tests.stack import Stack, envelope, eventually, stack
 
 AUTH_KEY = "Rotation2Key"
@@ -152,3 +159,87 @@ async def test_the_token_is_stored_only_as_its_hash(database_url: str) -> None:
 
         await eventually(final)
         assert token not in json.dumps(await s.job(str(job["id"])))
+
+
+async def test_nul_and_lone_surrogates_in_a_callback_are_stored_not_refused(
+    database_url: str,
+) -> None:
+    async with stack(database_url, job_seconds=60) as s:
+        _, token = await submitted_job(s)
+        message = rb'{"JobId": "a\u0000b", "Status": "\ud800"}'
+        body = b'{"EventType": "ProduceMediaComplete", "MessageBody": ' + message + b"}"
+        answer = await s.callbacks.post(f"/callbacks/ice/{token}", content=body)
+        assert answer.status_code == 200
+        (row,) = await s.rows(sa.select(callbacks_table))
+        assert bytes(row["body"]) == body
+        assert (row["ice_job_id"], row["ice_status"]) == ("a\ufffdb", "?")
+
+
+def received(token: str, n: int) -> inbox.Received:
+    return inbox.Received(
+        token_hash=token_hash(token),
+        body=json.dumps(envelope("job", "Success", Seq=n)).encode(),
+        headers={"content-type": "application/json"},
+        peer="127.0.0.1",
+        event_type="ProduceMediaComplete",
+        ice_job_id="job",
+        ice_status="Success",
+        reply=inbox.Reply(200, CallbackOutcome.PENDING, ""),
+    )
+
+
+async def test_callbacks_that_arrive_together_are_committed_together(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    job_id = await job_with_token(sessionmaker, "tok")
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    intake = inbox.Intake(engine, Waker())
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
+    owners = await asyncio.gather(
+        *(intake.store(received("tok", n)) for n in range(50)),
+        intake.store(received("unknown", 0)),
+    )
+    sa.event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert owners == [job_id] * 50 + [None]
+    assert len(statements) == 2, "one token lookup, one statement storing all"
+    async with sessionmaker() as session:
+        outcomes = (await session.execute(sa.select(callbacks_table.c.outcome))).scalars()
+        assert sorted(outcomes) == ["pending"] * 50 + ["rejected"]
+    assert intake.waker.event.is_set(), "the worker in this process is woken"
+
+
+async def test_a_callback_that_cannot_be_stored_fails_alone(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    await job_with_token(sessionmaker, "tok")
+    intake = inbox.Intake(engine, Waker())
+    poison = dataclasses.replace(received("tok", 99), headers={"x-bad": "\x00"})  # jsonb: no NUL
+    results = await asyncio.gather(
+        *(intake.store(received("tok", n)) for n in range(5)),
+        intake.store(poison),
+        *(intake.store(received("tok", n)) for n in range(5, 10)),
+        return_exceptions=True,
+    )
+    assert [isinstance(r, DBAPIError) for r in results] == [False] * 5 + [True] + [False] * 5
+    async with sessionmaker() as session:
+        stored = await session.execute(sa.select(sa.func.count()).select_from(callbacks_table))
+        assert stored.scalar_one() == 10
+
+
+async def job_with_token(sessionmaker: async_sessionmaker[AsyncSession], token: str) -> uuid.UUID:
+    job_id = uuid.uuid4()
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            sa.insert(jobs).values(
+                id=job_id,
+                kind=JobKind.JOB,
+                status=JobStatus.SUBMITTED,
+                ice_job_id="job",
+                callback_token_hash=token_hash(token),
+            )
+        )
+    return job_id

@@ -6,10 +6,10 @@ import asyncio
 import uuid
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import JobKind, JobStatus, jobs
-from app.queue import Waker, claim_jobs, release
+from app.queue import Waker, claim_jobs, release, wake_workers
 
 
 async def make_jobs(sessionmaker: async_sessionmaker[AsyncSession], n: int) -> set[uuid.UUID]:
@@ -54,15 +54,16 @@ async def test_a_released_or_expired_lease_is_claimed_again(
 
 
 async def test_notify_wakes_a_listener_on_another_connection(
-    engine: AsyncEngine, database_url: str
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:
-    listener, poker = Waker(engine), Waker(engine)
+    listener = Waker()
     stopping = False
     task = asyncio.create_task(listener.listen(database_url, lambda: stopping))
     try:
         async with asyncio.timeout(30):
             while not listener.event.is_set():
-                poker.poke()  # until the listener's LISTEN is in place
+                async with sessionmaker.begin() as session:  # until the LISTEN is in place
+                    await session.execute(sa.select(wake_workers()))
                 await asyncio.sleep(0.1)
     finally:
         stopping = True
