@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import secrets
@@ -150,6 +151,7 @@ def _worker(args: argparse.Namespace) -> None:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stop)
             print("icehook: worker running", file=sys.stderr)
+            _freeze_heap()
             await worker.run()
 
     _run(run())
@@ -168,6 +170,18 @@ def _simulator(args: argparse.Namespace) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _freeze_heap() -> None:
+    """Leave what start-up loaded (modules, metadata, caches) out of garbage collection.
+
+    A full collection walks every tracked object: icehook's imports alone leave ~90,000,
+    and under load such collections stalled the event loop for 60-80 ms every few seconds
+    (every request waiting meanwhile paid for it). ``gc.freeze`` moves them to a
+    generation that is never walked; what is created afterwards is collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _run(main: Coroutine[Any, Any, T]) -> T:
@@ -262,7 +276,15 @@ def _run_servers(apps: Sequence[tuple[ASGIApp, socket.socket]]) -> None:
             for server, (_, sock) in zip(servers, apps, strict=True)
         ]
         stopping = asyncio.create_task(stop.wait())
+
+        async def freeze_when_started() -> None:
+            while not all(server.started for server in servers):
+                await asyncio.sleep(0.05)
+            _freeze_heap()
+
+        freezing = asyncio.create_task(freeze_when_started())
         await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        freezing.cancel()
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)

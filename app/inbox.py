@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import RowMapping
-from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, UUID
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app import db, reconcile
 from app.errors import SignatureError
@@ -60,7 +61,6 @@ INCOMING = db.RowsParameter(
     "incoming",
     {
         "token_hash": BYTEA(),
-        "job_id": UUID(as_uuid=True),
         "body": BYTEA(),
         "headers": sa.Text(),  # JSON text, made jsonb in the statement
         "peer": sa.Text(),
@@ -72,33 +72,58 @@ INCOMING = db.RowsParameter(
         "dedup_key": BYTEA(),
     },
 )
-FIND_OWNERS = sa.select(jobs.c.callback_token_hash, jobs.c.id).where(
-    jobs.c.callback_token_hash == sa.func.any(sa.bindparam("token_hashes", type_=ARRAY(BYTEA)))
-)
-# One statement, so one transaction: store the callbacks (pending ones deduplicated, the
-# others judged already), and wake the workers if a new pending one was stored.
-_stored = (
-    pg_insert(callbacks_table)
-    .from_select(
-        [*INCOMING.columns, "processed_at"],
-        sa.select(
-            *(
-                sa.cast(column, JSONB) if column.name == "headers" else column
-                for column in INCOMING.table.c
-            ),
-            sa.case(
-                (INCOMING.table.c.outcome == CallbackOutcome.PENDING.value, sa.null()),
-                else_=sa.func.now(),
-            ),
-        ),
+
+
+def _store_statement() -> sa.Select[tuple[bytes, uuid.UUID | None, bool]]:
+    """One statement, so one round trip and one transaction, for a batch of callbacks.
+
+    It finds each callback's job by its token, stores every callback (a pending one unless
+    it is a duplicate), and wakes the workers if it stored a new pending one; it returns
+    each callback's token hash and job id (NULL: the token is unknown). A callback with an
+    unknown token is stored as ``UNKNOWN_TOKEN`` says, whatever ``Received.row`` said.
+    """
+    incoming = INCOMING.table
+    matched = (
+        sa.select(incoming, jobs.c.id.label("job_id"))
+        .select_from(incoming.outerjoin(jobs, jobs.c.callback_token_hash == incoming.c.token_hash))
+        .cte("matched")
     )
-    .on_conflict_do_nothing(index_elements=[callbacks_table.c.dedup_key])
-    .returning(callbacks_table.c.outcome)
-    .cte("stored")
-)
-STORE_INCOMING = sa.select(wake_workers()).where(
-    sa.exists().where(_stored.c.outcome == CallbackOutcome.PENDING.value)
-)
+    known = matched.c.job_id.is_not(None)
+    pending = sa.and_(known, matched.c.outcome == CallbackOutcome.PENDING.value)
+    stored = (
+        pg_insert(callbacks_table)
+        .from_select(
+            [*INCOMING.columns, "job_id", "processed_at"],
+            sa.select(
+                matched.c.token_hash,
+                sa.case(
+                    (known, matched.c.body),
+                    else_=sa.func.substring(matched.c.body, 1, KEPT_OF_REJECTED),
+                ),
+                sa.cast(matched.c.headers, JSONB),
+                matched.c.peer,
+                matched.c.event_type,
+                matched.c.ice_job_id,
+                matched.c.ice_status,
+                sa.case((known, matched.c.outcome), else_=UNKNOWN_TOKEN.outcome.value),
+                sa.case((known, matched.c.detail), else_=UNKNOWN_TOKEN.detail),
+                sa.case((known, matched.c.dedup_key)),
+                matched.c.job_id,
+                sa.case((pending, sa.null()), else_=sa.func.now()),
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=[callbacks_table.c.dedup_key])
+        .returning(callbacks_table.c.outcome)
+        .cte("stored")
+    )
+    woken = (
+        sa.select(wake_workers().label("notified"))
+        .where(sa.exists().where(stored.c.outcome == CallbackOutcome.PENDING.value))
+        .cte("woken")
+    )
+    return sa.select(
+        matched.c.token_hash, matched.c.job_id, sa.exists(sa.select(woken)).label("woken")
+    )
 
 
 @dataclass(frozen=True)
@@ -126,13 +151,12 @@ class Received:
     ice_status: str | None
     reply: Reply
 
-    def row(self, job_id: uuid.UUID | None) -> dict[str, Any]:
-        """Its ``callbacks`` row (``INCOMING``), for its token's job (None: no such token)."""
-        reply = self.reply if job_id is not None else UNKNOWN_TOKEN
+    def row(self) -> dict[str, Any]:
+        """Its ``callbacks`` row (``INCOMING``), if its token is known."""
+        reply = self.reply
         pending = reply.outcome == CallbackOutcome.PENDING
         return {
             "token_hash": self.token_hash,
-            "job_id": job_id,
             "body": self.body[:KEPT_OF_REJECTED]
             if reply.outcome == CallbackOutcome.REJECTED
             else self.body,
@@ -146,6 +170,9 @@ class Received:
             # The same delivery stored twice is one row; a judged callback is never deduplicated.
             "dedup_key": hashlib.sha256(self.token_hash + self.body).digest() if pending else None,
         }
+
+
+STORE = _store_statement()
 
 
 async def accept_callback(
@@ -169,11 +196,15 @@ class Intake:
     """Stores received callbacks in group commits.
 
     ``store`` queues a callback and returns once it is committed. One writer at a time
-    stores everything queued (up to ``MAX_BATCH``): it looks up their tokens, then stores
-    them all and wakes the workers in one statement (so one transaction). Under load,
-    callbacks queue while the previous commit is being flushed, so one disk flush serves
-    many; alone, a callback is written at once. If a batch fails, its callbacks are written
-    one by one, so that one bad callback fails only its own request.
+    stores everything queued (up to ``MAX_BATCH``) with one statement (``STORE``), so in
+    one transaction. Under load, callbacks queue while the previous commit is being
+    flushed, so one disk flush serves many; alone, a callback is written at once. If a
+    batch fails, its callbacks are written one by one, so that one bad callback fails only
+    its own request.
+
+    The writer keeps one connection of the pool for itself (taking a connection from the
+    pool costs more CPU than the statement); a lost connection is replaced, and the
+    statement tried once more on the new one.
     """
 
     def __init__(self, engine: AsyncEngine, waker: Waker) -> None:
@@ -181,6 +212,13 @@ class Intake:
         self.waker = waker
         self._queue: list[tuple[Received, asyncio.Future[uuid.UUID | None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None
+
+    async def close(self) -> None:
+        """Return the writer's connection (after the last request was answered)."""
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
 
     async def store(self, received: Received) -> uuid.UUID | None:
         """Commit ``received``; returns the id of its token's job (None: unknown token)."""
@@ -212,17 +250,27 @@ class Intake:
                 done.set_result(owners.get(received.token_hash))
 
     async def _insert(self, batch: Sequence[Received]) -> dict[bytes, uuid.UUID]:
-        """Insert ``batch``; returns token hash -> job id for the tokens that are known."""
-        async with self.engine.connect() as conn:  # autocommit: each statement commits
-            known = await conn.execute(
-                FIND_OWNERS, {"token_hashes": list({r.token_hash for r in batch})}
-            )
-            owners: dict[bytes, uuid.UUID] = {token: job_id for token, job_id in known}
-            rows = [received.row(owners.get(received.token_hash)) for received in batch]
-            woken = (await conn.execute(STORE_INCOMING, INCOMING.bind(rows))).first()
-        if woken:
+        """Store ``batch``; returns token hash -> job id for the tokens that are known."""
+        parameters = INCOMING.bind([received.row() for received in batch])
+        try:
+            rows = await self._execute(parameters)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            rows = await self._execute(parameters)  # once more, on a new connection
+        if any(row.woken for row in rows):
             self.waker.event.set()
-        return owners
+        return {row.token_hash: row.job_id for row in rows if row.job_id is not None}
+
+    async def _execute(self, parameters: dict[str, list[Any]]) -> Sequence[sa.Row[Any]]:
+        if self._conn is None:
+            self._conn = await self.engine.connect()  # autocommit: the statement commits
+        try:
+            return (await self._conn.execute(STORE, parameters)).all()
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                await self.close()
+            raise
 
 
 def _judge(
@@ -323,8 +371,8 @@ async def process(rt: Runtime, limit: int = 32) -> int:
     """Confirm the jobs that have pending callbacks; returns how many jobs were handled.
 
     Callbacks that need no ICE call (the job is already at or past what they report) are
-    judged together in one transaction; the jobs that need ICE are confirmed all at once,
-    so each is worked on as soon as it is leased.
+    judged at once, in the transaction that leased their jobs; the jobs that need ICE are
+    then confirmed all at once, so each is worked on as soon as it is leased.
     """
     pending_jobs = sa.select(callbacks_table.c.job_id).where(
         callbacks_table.c.outcome == CallbackOutcome.PENDING
@@ -339,9 +387,8 @@ async def process(rt: Runtime, limit: int = 32) -> int:
         if not ids:
             return 0
         leased = await _load(session, ids)
-    settled = [work for work in leased if not work.needs_ice()]
-    if settled:
-        async with rt.sessionmaker.begin() as session:
+        settled = [work for work in leased if not work.needs_ice()]
+        if settled:
             await _record_outcomes(session, [(work, work.statuses) for work in settled])
             await session.execute(release(*(work.job["id"] for work in settled)))
 

@@ -46,6 +46,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     engine = db.create_engine(url)
     sessionmaker = db.create_sessionmaker(engine)
     waker = Waker()
+    intake = Intake(engine, waker)
     try:
         async with httpx.AsyncClient(follow_redirects=False) as http:
             yield Runtime(
@@ -55,10 +56,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 http=http,
                 ice=IceClient(http, settings),
                 waker=waker,
-                intake=Intake(engine, waker),
+                intake=intake,
                 schema_head=await asyncio.to_thread(db.head_revision),
             )
     finally:
+        await intake.close()
         await engine.dispose()
 
 

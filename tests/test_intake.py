@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -34,12 +35,16 @@ async def test_an_unknown_token_is_401_kept_with_the_peer_and_never_applied(
     database_url: str,
 ) -> None:
     async with stack(database_url, job_seconds=60) as s:
-        answer = await s.callbacks.post("/callbacks/ice/not-a-token", json=envelope("x", "Success"))
+        body = envelope("x", "Success", Padding="x" * 10_000)
+        answer = await s.callbacks.post("/callbacks/ice/not-a-token", json=body)
         assert answer.status_code == 401
         assert answer.json()["error"]["code"] == "unauthorized"
         (row,) = await s.rows(sa.select(callbacks_table))
         assert (row["outcome"], row["job_id"], row["peer"]) == ("rejected", None, "127.0.0.1")
         assert row["detail"] == "unknown callback token"
+        assert len(row["body"]) == 4096, "of a rejected callback, the first 4 KiB are kept"
+        assert row["dedup_key"] is None
+        assert row["processed_at"] is not None
 
 
 async def test_malformed_json_is_400_and_the_raw_body_is_kept(database_url: str) -> None:
@@ -175,6 +180,15 @@ async def test_nul_and_lone_surrogates_in_a_callback_are_stored_not_refused(
         assert (row["ice_job_id"], row["ice_status"]) == ("a\ufffdb", "?")
 
 
+@pytest.fixture
+async def intake(engine: AsyncEngine) -> AsyncIterator[inbox.Intake]:
+    intake = inbox.Intake(engine, Waker())
+    try:
+        yield intake
+    finally:
+        await intake.close()
+
+
 def received(token: str, n: int) -> inbox.Received:
     return inbox.Received(
         token_hash=token_hash(token),
@@ -189,7 +203,7 @@ def received(token: str, n: int) -> inbox.Received:
 
 
 async def test_callbacks_that_arrive_together_are_committed_together(
-    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], intake: inbox.Intake
 ) -> None:
     job_id = await job_with_token(sessionmaker, "tok")
     statements: list[str] = []
@@ -197,7 +211,6 @@ async def test_callbacks_that_arrive_together_are_committed_together(
     def count(conn: object, cursor: object, statement: str, *_: object) -> None:
         statements.append(statement)
 
-    intake = inbox.Intake(engine, Waker())
     sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
     owners = await asyncio.gather(
         *(intake.store(received("tok", n)) for n in range(50)),
@@ -205,18 +218,20 @@ async def test_callbacks_that_arrive_together_are_committed_together(
     )
     sa.event.remove(engine.sync_engine, "before_cursor_execute", count)
     assert owners == [job_id] * 50 + [None]
-    assert len(statements) == 2, "one token lookup, one statement storing all"
+    assert len(statements) == 1, "one statement finds the jobs and stores all"
     async with sessionmaker() as session:
         outcomes = (await session.execute(sa.select(callbacks_table.c.outcome))).scalars()
         assert sorted(outcomes) == ["pending"] * 50 + ["rejected"]
     assert intake.waker.event.is_set(), "the worker in this process is woken"
+    intake.waker.event.clear()
+    assert await intake.store(received("tok", 7)) == job_id
+    assert not intake.waker.event.is_set(), "a duplicate wakes no one"
 
 
 async def test_a_callback_that_cannot_be_stored_fails_alone(
-    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+    sessionmaker: async_sessionmaker[AsyncSession], intake: inbox.Intake
 ) -> None:
     await job_with_token(sessionmaker, "tok")
-    intake = inbox.Intake(engine, Waker())
     poison = dataclasses.replace(received("tok", 99), headers={"x-bad": "\x00"})  # jsonb: no NUL
     results = await asyncio.gather(
         *(intake.store(received("tok", n)) for n in range(5)),
@@ -243,3 +258,18 @@ async def job_with_token(sessionmaker: async_sessionmaker[AsyncSession], token: 
             )
         )
     return job_id
+
+
+async def test_the_writer_replaces_a_lost_connection(
+    sessionmaker: async_sessionmaker[AsyncSession], intake: inbox.Intake
+) -> None:
+    job_id = await job_with_token(sessionmaker, "tok")
+    assert await intake.store(received("tok", 1)) == job_id
+    async with sessionmaker.begin() as session:  # e.g. PostgreSQL restarted, or a proxy
+        await session.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    assert await intake.store(received("tok", 2)) == job_id
