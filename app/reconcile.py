@@ -205,14 +205,14 @@ class Sweeper:
     """Finds stale jobs and confirms them, within ``budget`` ICE calls per second.
 
     One pass lists ICE's jobs once for everything due (when enough is due), then claims
-    and confirms the due jobs in chunks, several at a time.
+    the due jobs ``chunk`` at a time and confirms each chunk at once: a job is leased only
+    when it is worked on, so its lease cannot run out while it waits for its turn.
     """
 
     rt: Runtime
     budget: RateLimiter
-    chunk: int = 200
+    chunk: int = 16
     most_per_pass: int = 20_000
-    concurrency: int = 16
 
     def _due(self) -> sa.ColumnElement[bool]:
         return sa.and_(
@@ -239,17 +239,15 @@ class Sweeper:
             return 0
         listed = await self._list_answers(due)
         checked = 0
-        slots = asyncio.Semaphore(self.concurrency)
 
         async def one(row: RowMapping) -> None:
-            async with slots:
-                answer = listed.get(row["ice_job_id"])
-                if answer is None:
-                    await self.budget.wait()
-                try:
-                    await confirm(self.rt, row["id"], EventSource.SWEEP, answer=answer)
-                except Exception:  # its lease expires; a later pass tries again
-                    logger.exception("sweeping job %s failed", row["id"])
+            answer = listed.get(row["ice_job_id"])
+            if answer is None:
+                await self.budget.wait()
+            try:
+                await confirm(self.rt, row["id"], EventSource.SWEEP, answer=answer)
+            except Exception:  # its lease expires; a later pass tries again
+                logger.exception("sweeping job %s failed", row["id"])
 
         while checked < len(due):
             async with self.rt.sessionmaker.begin() as session:

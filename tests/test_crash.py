@@ -14,7 +14,6 @@ all along (a request in flight when ``serve`` dies gets no answer; its job may b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -22,7 +21,7 @@ import random
 import signal
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,11 +31,20 @@ import sqlalchemy as sa
 
 from app import db
 from app.ice import IceClient, MediaProducingJob
-from app.jobs import RANK
-from app.models import JobStatus, job_events, jobs, outbox
 from app.models import callbacks as callbacks_table
+from app.models import jobs
 from app.settings import Settings
-from tests.support import free_port, kill_all, start_icehook_logged, stop, troubles, wait_ready
+from tests.support import (
+    check_history,
+    free_port,
+    kill_all,
+    rows,
+    start_icehook_logged,
+    stop,
+    troubles,
+    wait_ready,
+    wait_until_settled,
+)
 
 KEY_ID, SECRET, API_KEY = "crash-ak", "crash-secret", "crash-api-key"
 OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out.mp4"}
@@ -48,15 +56,6 @@ SUBMITTERS = 2
 class Submissions:
     answered: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     unanswered: Counter[str] = dataclasses.field(default_factory=Counter)  # by error type
-
-
-async def rows(database_url: str, statement: sa.Select[Any]) -> list[Any]:
-    engine = db.create_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            return list((await conn.execute(statement)).mappings())
-    finally:
-        await engine.dispose()
 
 
 async def test_serve_killed_with_sigkill_again_and_again_loses_nothing(
@@ -191,46 +190,6 @@ async def kill_in_a_stall(
         await engine.dispose()
 
 
-async def wait_until_settled(
-    database_url: str, sim: httpx.AsyncClient, seconds: float = 120
-) -> None:
-    """Until every job is final, no callback is pending, and the simulator is done sending;
-    an AssertionError saying what is left after ``seconds`` (a killed serve's leases alone
-    take 34 s to expire)."""
-    left = "not looked yet"
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            while left:
-                await asyncio.sleep(0.5)
-                left = await unsettled(database_url, sim)
-            return
-    raise AssertionError(f"not settled after {seconds} s: {left}")
-
-
-async def unsettled(database_url: str, sim: httpx.AsyncClient) -> str:
-    """What is not settled yet ("" when nothing).
-
-    Every callback is delivered twice (two deliveries of up to three attempts each), so the
-    simulator is done with a job when both deliveries have a last attempt in its log.
-    """
-    found = await rows(database_url, sa.select(jobs.c.status, jobs.c.ice_job_id))
-    if busy := Counter(j["status"] for j in found if j["status"] not in JOB_STATUS.values()):
-        return f"jobs not final: {dict(busy)}"
-    status = callbacks_table.c.outcome
-    if pending := await rows(database_url, sa.select(status).where(status == "pending")):
-        return f"{len(pending)} callbacks pending"
-    ended = {
-        (c["job_id"], c["delivery"])
-        for c in (await sim.get("/_sim/callbacks")).json()["callbacks"]
-        if c["response_status"] == 200 or c["attempt"] in (0, 3)
-    }
-    if sending := [
-        j["ice_job_id"] for j in found for d in (1, 2) if (j["ice_job_id"], d) not in ended
-    ]:
-        return f"the simulator is still sending callbacks of {len(sending)} jobs"
-    return ""
-
-
 async def ice_jobs(sim_url: str) -> list[MediaProducingJob]:
     """Every job the simulated ICE account holds, through ListMediaProducingJobs."""
     settings = Settings(ice_endpoint=sim_url, access_key_id=KEY_ID, access_key_secret=SECRET)
@@ -288,24 +247,7 @@ async def check_outcome(
         assert truth["client_token"] == job["client_token"] == f"icehook-{job['id'].hex}"
 
     # One event per transition, forward only, and one outbox message per event.
-    events = await rows(database_url, sa.select(job_events).order_by(job_events.c.id))
-    twice = [k for k, n in Counter((e["job_id"], e["to_status"]) for e in events).items() if n > 1]
-    assert not twice
-    chains: dict[uuid.UUID, list[Any]] = defaultdict(list)
-    for event in events:
-        chains[event["job_id"]].append(event)
-    for job in all_jobs:
-        chain = chains[job["id"]]
-        previous = JobStatus.SUBMITTING  # every job starts there, without an event
-        for event in chain:
-            assert event["from_status"] == previous, chain
-            assert RANK[JobStatus(event["to_status"])] > RANK[previous], chain
-            previous = JobStatus(event["to_status"])
-        assert previous == job["status"], chain
-    messages = await rows(database_url, sa.select(outbox))
-    assert Counter(m["job_event_id"] for m in messages) == Counter(e["id"] for e in events)
-    per_type = Counter((m["job_id"], m["event_type"]) for m in messages)
-    assert not [k for k, n in per_type.items() if n > 1]
+    chains = await check_history(database_url, all_jobs)
 
     # No ICE job was created twice for one icehook job: one ICE job per ClientToken and per
     # NotifyAddress (each icehook job has its own), and it is the one icehook knows.
