@@ -56,6 +56,54 @@ KNOWN_EVENTS = frozenset({"ProduceMediaComplete", "BatchProduceMediaComplete"})
 KEPT_OF_REJECTED = 4096  # bytes of a rejected body kept for the audit
 UNSTORED_HEADERS = frozenset({"authorization", "cookie"})
 MAX_BATCH = 256  # callbacks stored in one transaction
+
+
+@dataclass(frozen=True)
+class Reply:
+    """How a received callback is answered."""
+
+    status_code: int
+    outcome: CallbackOutcome
+    detail: str
+
+
+UNKNOWN_TOKEN = Reply(401, CallbackOutcome.REJECTED, "unknown callback token")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One callback as it arrived, and its reply if its token is known."""
+
+    token_hash: bytes
+    body: bytes
+    headers: dict[str, str]
+    peer: str | None
+    event_type: str | None  # these three from the envelope, when there is one
+    ice_job_id: str | None
+    ice_status: str | None
+    reply: Reply
+
+    def row(self) -> dict[str, Any]:
+        """Its ``callbacks`` row (``INCOMING``), if its token is known."""
+        reply = self.reply
+        pending = reply.outcome == CallbackOutcome.PENDING
+        return {
+            "token_hash": self.token_hash,
+            "body": self.body[:KEPT_OF_REJECTED]
+            if reply.outcome == CallbackOutcome.REJECTED
+            else self.body,
+            "headers": json.dumps(self.headers),
+            "peer": self.peer,
+            "event_type": self.event_type,
+            "ice_job_id": self.ice_job_id,
+            "ice_status": self.ice_status,
+            "outcome": reply.outcome.value,
+            "detail": None if pending else reply.detail,
+            # The same delivery stored twice is one row; a judged callback is never deduplicated.
+            "dedup_key": hashlib.sha256(self.token_hash + self.body).digest() if pending else None,
+        }
+
+
 # The columns ``Received.row`` fills, with the types they are sent as.
 INCOMING = db.RowsParameter(
     "incoming",
@@ -124,52 +172,6 @@ def _store_statement() -> sa.Select[tuple[bytes, uuid.UUID | None, bool]]:
     return sa.select(
         matched.c.token_hash, matched.c.job_id, sa.exists(sa.select(woken)).label("woken")
     )
-
-
-@dataclass(frozen=True)
-class Reply:
-    """How a received callback is answered."""
-
-    status_code: int
-    outcome: CallbackOutcome
-    detail: str
-
-
-UNKNOWN_TOKEN = Reply(401, CallbackOutcome.REJECTED, "unknown callback token")
-
-
-@dataclass(frozen=True)
-class Received:
-    """One callback as it arrived, and its reply if its token is known."""
-
-    token_hash: bytes
-    body: bytes
-    headers: dict[str, str]
-    peer: str | None
-    event_type: str | None  # these three from the envelope, when there is one
-    ice_job_id: str | None
-    ice_status: str | None
-    reply: Reply
-
-    def row(self) -> dict[str, Any]:
-        """Its ``callbacks`` row (``INCOMING``), if its token is known."""
-        reply = self.reply
-        pending = reply.outcome == CallbackOutcome.PENDING
-        return {
-            "token_hash": self.token_hash,
-            "body": self.body[:KEPT_OF_REJECTED]
-            if reply.outcome == CallbackOutcome.REJECTED
-            else self.body,
-            "headers": json.dumps(self.headers),
-            "peer": self.peer,
-            "event_type": self.event_type,
-            "ice_job_id": self.ice_job_id,
-            "ice_status": self.ice_status,
-            "outcome": reply.outcome.value,
-            "detail": None if pending else reply.detail,
-            # The same delivery stored twice is one row; a judged callback is never deduplicated.
-            "dedup_key": hashlib.sha256(self.token_hash + self.body).digest() if pending else None,
-        }
 
 
 STORE = _store_statement()
