@@ -16,11 +16,10 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from app import db
 from app.main import create_app
 from app.settings import Settings
 from app.simulator import SimulatorSettings, create_simulator_app
-from tests.support import free_port, serve
+from tests.support import free_port, rows, serve
 
 KEY_ID, SECRET, API_KEY = "flow-ak", "flow-secret", "flow-api-key"
 OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out.mp4"}
@@ -53,12 +52,7 @@ class Stack:
         return str(user_data["NotifyAddress"]).rsplit("/", 1)[1]
 
     async def rows(self, statement: sa.Select[Any]) -> list[Any]:
-        engine = db.create_engine(self.database_url)
-        try:
-            async with engine.connect() as conn:
-                return list((await conn.execute(statement)).mappings())
-        finally:
-            await engine.dispose()
+        return await rows(self.database_url, statement)
 
 
 @contextlib.asynccontextmanager

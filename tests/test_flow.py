@@ -13,7 +13,8 @@ import json
 import sqlalchemy as sa
 
 from app.models import callbacks as callbacks_table
-from app.models import job_events, outbox
+from app.models import job_events, jobs, outbox
+from app.reconcile import Sweeper
 from tests.stack import FINAL, OUTPUT, Stack, envelope, eventually, stack
 
 
@@ -219,3 +220,22 @@ async def test_no_transaction_is_open_while_ice_is_called(database_url: str) -> 
             return bool((await s.job(job["id"]))["status"] == "succeeded")
 
         await eventually(succeeded)
+
+
+async def test_a_sweep_leases_only_the_jobs_it_works_on(database_url: str) -> None:
+    """A job waiting for its turn holds no lease, so its lease cannot run out before its
+    confirmation even starts (with a slow ICE, a long queue of leased jobs would)."""
+    async with stack(database_url, sweep_after=0.5, job_seconds=60, callback_drop_rate=1.0) as s:
+        for n in range(40):
+            await s.submit(ProjectId=f"p-{n}")
+        leased = (
+            sa.select(sa.func.count().label("n"))
+            .select_from(jobs)
+            .where(jobs.c.lease_until > sa.func.now())
+        )
+        most = 0
+        deadline = asyncio.get_running_loop().time() + 5  # several sweeps of all 40 jobs
+        while asyncio.get_running_loop().time() < deadline:
+            most = max(most, (await s.rows(leased))[0]["n"])
+            await asyncio.sleep(0.005)
+        assert 0 < most <= Sweeper.chunk < 40, f"{most} of 40 due jobs leased at once"
