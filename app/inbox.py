@@ -389,7 +389,10 @@ async def process(rt: Runtime, limit: int = 32) -> int:
         if not ids:
             return 0
         leased = await _load(session, ids)
-        settled = [work for work in leased if not work.needs_ice()]
+        settled: list[Work] = []
+        to_confirm: list[Work] = []
+        for work in leased:
+            (to_confirm if work.needs_ice() else settled).append(work)
         if settled:
             await _record_outcomes(session, [(work, work.statuses) for work in settled])
             await session.execute(release(*(work.job["id"] for work in settled)))
@@ -404,7 +407,7 @@ async def process(rt: Runtime, limit: int = 32) -> int:
         except Exception:  # the lease expires and another pass tries again
             logger.exception("processing callbacks of job %s failed", work.job["id"])
 
-    await asyncio.gather(*(confirm(work) for work in leased if work.needs_ice()))
+    await asyncio.gather(*(confirm(work) for work in to_confirm))
     return len(ids)
 
 

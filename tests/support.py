@@ -70,6 +70,32 @@ def free_port() -> int:
         return port
 
 
+def icehook_env(
+    base: Mapping[str, str],
+    *,
+    data_dir: Path,
+    database_url: str,
+    ice_url: str,
+    public_url: str,
+    access_key: tuple[str, str],
+    api_key: str,
+    **settings: str,
+) -> dict[str, str]:
+    """The environment of an ``icehook serve`` or ``worker`` process whose ICE is the
+    simulator at ``ice_url``; ``settings``: more ``ICEHOOK_*`` variables."""
+    return {
+        **base,
+        "ICEHOOK_DATA_DIR": str(data_dir),
+        "ICEHOOK_DATABASE_URL": database_url,
+        "ICEHOOK_ICE_ENDPOINT": ice_url,
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": access_key[0],
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": access_key[1],
+        "ICEHOOK_API_KEYS": api_key,
+        "ICEHOOK_PUBLIC_URL": public_url,
+        **settings,
+    }
+
+
 async def start_icehook(*args: str, env: Mapping[str, str]) -> asyncio.subprocess.Process:
     """Start the real ``icehook`` command; its output goes to this test's captured output."""
     return await asyncio.create_subprocess_exec(ICEHOOK, *args, env=dict(env))

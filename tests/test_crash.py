@@ -37,6 +37,7 @@ from app.settings import Settings
 from tests.support import (
     check_history,
     free_port,
+    icehook_env,
     kill_all,
     rows,
     start_icehook_logged,
@@ -76,20 +77,19 @@ async def test_serve_killed_with_sigkill_again_and_again_loses_nothing(
         # ICE calls take a while, so kills also land during submissions and confirmations.
         "ICEHOOK_SIM_API_LATENCY_MS": "100",
     }
-    env = {
-        **clean_env,
-        "ICEHOOK_DATA_DIR": str(tmp_path / "data"),
-        "ICEHOOK_DATABASE_URL": database_url,
-        "ICEHOOK_ICE_ENDPOINT": sim_url,
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID,
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET,
-        "ICEHOOK_API_KEYS": API_KEY,
-        "ICEHOOK_PUBLIC_URL": api_url,
-        "ICEHOOK_SWEEP_AFTER_SECONDS": "2",
+    env = icehook_env(
+        clean_env,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        ice_url=sim_url,
+        public_url=api_url,
+        access_key=(KEY_ID, SECRET),
+        api_key=API_KEY,
+        ICEHOOK_SWEEP_AFTER_SECONDS="2",
         # A killed serve's leases expire after timeout x attempts + 30 s: keep that short.
-        "ICEHOOK_ICE_TIMEOUT_SECONDS": "2",
-        "ICEHOOK_ICE_MAX_ATTEMPTS": "2",
-    }
+        ICEHOOK_ICE_TIMEOUT_SECONDS="2",
+        ICEHOOK_ICE_MAX_ATTEMPTS="2",
+    )
     sim_log, serve_log = tmp_path / "simulator.log", tmp_path / "serve.log"
     procs: list[asyncio.subprocess.Process] = []
 

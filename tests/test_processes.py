@@ -31,6 +31,7 @@ from app.models import jobs
 from tests.support import (
     check_history,
     free_port,
+    icehook_env,
     kill_all,
     rows,
     start_icehook_logged,
@@ -117,18 +118,17 @@ async def test_one_serve_and_two_workers_share_the_work(
         # Every ICE call takes a while, so two confirmations at once overlap by that much.
         "ICEHOOK_SIM_API_LATENCY_MS": str(ICE_LATENCY_MS),
     }
-    env = {
-        **clean_env,
-        "ICEHOOK_DATA_DIR": str(tmp_path / "data"),
-        "ICEHOOK_DATABASE_URL": database_url,
-        "ICEHOOK_ICE_ENDPOINT": sim_url,
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID,
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET,
-        "ICEHOOK_API_KEYS": API_KEY,
-        "ICEHOOK_PUBLIC_URL": api_url,
+    env = icehook_env(
+        clean_env,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        ice_url=sim_url,
+        public_url=api_url,
+        access_key=(KEY_ID, SECRET),
+        api_key=API_KEY,
         # Each job is swept several times while it runs, by whichever process claims it first.
-        "ICEHOOK_SWEEP_AFTER_SECONDS": "1",
-    }
+        ICEHOOK_SWEEP_AFTER_SECONDS="1",
+    )
     logs = {
         name: tmp_path / f"{name}.log" for name in ("simulator", "serve", "worker-1", "worker-2")
     }
