@@ -16,7 +16,9 @@ and judges each callback:
 - ``ignored`` / ``malformed``: an EventType icehook does not act on / not ICE's envelope.
 
 When a job is already at or past what every pending callback reports, no ICE call is
-made at all: this is what makes duplicates cheap.
+made at all: this is what makes duplicates cheap. Late copies for a single job that the
+intake has already seen final (a final job never changes) are judged as they arrive, and
+are never pending at all.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ KNOWN_EVENTS = frozenset({"ProduceMediaComplete", "BatchProduceMediaComplete"})
 KEPT_OF_REJECTED = 4096  # bytes of a rejected body kept for the audit
 UNSTORED_HEADERS = frozenset({"authorization", "cookie"})
 MAX_BATCH = 256  # callbacks stored in one transaction
+FINAL_JOBS_KEPT = 10_000  # final single jobs the intake remembers, to judge their late callbacks
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,7 @@ class Received:
         pending = reply.outcome == CallbackOutcome.PENDING
         return {
             "token_hash": self.token_hash,
-            "body": self.body[:KEPT_OF_REJECTED]
-            if reply.outcome == CallbackOutcome.REJECTED
-            else self.body,
+            "body": self.body[:KEPT_OF_REJECTED] if reply.status_code == 401 else self.body,
             "headers": json.dumps(self.headers),
             "peer": self.peer,
             "event_type": self.event_type,
@@ -122,17 +123,24 @@ INCOMING = db.RowsParameter(
 )
 
 
-def _store_statement() -> sa.Select[tuple[bytes, uuid.UUID | None, bool]]:
+def _store_statement() -> sa.Select[Any]:
     """One statement, so one round trip and one transaction, for a batch of callbacks.
 
     It finds each callback's job by its token, stores every callback (a pending one unless
     it is a duplicate), and wakes the workers if it stored a new pending one; it returns
-    each callback's token hash and job id (NULL: the token is unknown). A callback with an
-    unknown token is stored as ``UNKNOWN_TOKEN`` says, whatever ``Received.row`` said.
+    each callback's token hash, job id (NULL: the token is unknown) and that job's kind,
+    status and ICE JobId. A callback with an unknown token is stored as ``UNKNOWN_TOKEN``
+    says, whatever ``Received.row`` said.
     """
     incoming = INCOMING.table
     matched = (
-        sa.select(incoming, jobs.c.id.label("job_id"))
+        sa.select(
+            incoming,
+            jobs.c.id.label("job_id"),
+            jobs.c.kind.label("job_kind"),
+            jobs.c.status.label("job_status"),
+            jobs.c.ice_job_id.label("job_ice_job_id"),
+        )
         .select_from(incoming.outerjoin(jobs, jobs.c.callback_token_hash == incoming.c.token_hash))
         .cte("matched")
     )
@@ -170,7 +178,12 @@ def _store_statement() -> sa.Select[tuple[bytes, uuid.UUID | None, bool]]:
         .cte("woken")
     )
     return sa.select(
-        matched.c.token_hash, matched.c.job_id, sa.exists(sa.select(woken)).label("woken")
+        matched.c.token_hash,
+        matched.c.job_id,
+        matched.c.job_kind,
+        matched.c.job_status,
+        matched.c.job_ice_job_id,
+        sa.exists(sa.select(woken)).label("woken"),
     )
 
 
@@ -182,13 +195,17 @@ async def accept_callback(
 ) -> Reply:
     """Store one callback durably, then say how to answer it (200 only after the commit)."""
     envelope = _envelope(body)
+    hashed, fields = token_hash(token), _envelope_fields(envelope)
+    reply = _judge(rt, token, envelope, headers)
+    if reply.outcome == CallbackOutcome.PENDING:
+        reply = rt.intake.judge_late(hashed, fields) or reply
     received = Received(
-        token_hash=token_hash(token),
+        token_hash=hashed,
         body=body,
         headers={k: _text(v) for k, v in headers.items() if k.lower() not in UNSTORED_HEADERS},
         peer=peer,
-        **_envelope_fields(envelope),
-        reply=_judge(rt, token, envelope, headers),
+        **fields,
+        reply=reply,
     )
     job_id = await rt.intake.store(received)
     return received.reply if job_id is not None else UNKNOWN_TOKEN
@@ -207,6 +224,10 @@ class Intake:
     The writer keeps one connection of the pool for itself (taking a connection from the
     pool costs more CPU than the statement); a lost connection is replaced, and the
     statement tried once more on the new one.
+
+    It also remembers the single jobs it saw final (up to ``FINAL_JOBS_KEPT``, the most
+    recently seen), so that ``judge_late`` can judge their later callbacks at once: a final
+    job never changes, so no worker and no ICE call could judge them differently.
     """
 
     def __init__(self, engine: AsyncEngine, waker: Waker) -> None:
@@ -215,12 +236,23 @@ class Intake:
         self._queue: list[tuple[Received, asyncio.Future[uuid.UUID | None]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None
+        self._final: dict[bytes, dict[str, Any]] = {}  # token hash -> kind, status, ice_job_id
 
     async def close(self) -> None:
         """Return the writer's connection (after the last request was answered)."""
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+    def judge_late(self, token_hash: bytes, fields: Mapping[str, str | None]) -> Reply | None:
+        """The reply to a callback (its ``_envelope_fields``) of a job already seen final;
+        None if its job was not seen final."""
+        job = self._final.get(token_hash)
+        if job is None:
+            return None
+        statuses = {job["ice_job_id"]: job["status"]}
+        outcome, detail = _outcome(job, fields, statuses, statuses, set())
+        return Reply(200, outcome, detail)
 
     async def store(self, received: Received) -> uuid.UUID | None:
         """Commit ``received``; returns the id of its token's job (None: unknown token)."""
@@ -262,7 +294,20 @@ class Intake:
             rows = await self._execute(parameters)  # once more, on a new connection
         if any(row.woken for row in rows):
             self.waker.event.set()
+        self._remember_final(rows)
         return {row.token_hash: row.job_id for row in rows if row.job_id is not None}
+
+    def _remember_final(self, rows: Iterable[sa.Row[Any]]) -> None:
+        for row in rows:
+            if row.job_kind == JobKind.JOB and row.job_status in TERMINAL_STATUSES:
+                self._final.pop(row.token_hash, None)  # re-inserted: the most recent last
+                self._final[row.token_hash] = {
+                    "kind": JobKind.JOB,
+                    "status": JobStatus(row.job_status),
+                    "ice_job_id": row.job_ice_job_id,
+                }
+        while len(self._final) > FINAL_JOBS_KEPT:
+            del self._final[next(iter(self._final))]
 
     async def _execute(self, parameters: dict[str, list[Any]]) -> Sequence[sa.Row[Any]]:
         if self._conn is None:
@@ -445,12 +490,12 @@ async def _load(
     return [Work(by_id[job_id], callbacks[job_id], statuses[job_id]) for job_id in ids]
 
 
-def _claim(job: RowMapping, callback: RowMapping) -> JobStatus | None:
+def _claim(job: Mapping[str, Any], callback: Mapping[str, Any]) -> JobStatus | None:
     kind = JobKind.BATCH if callback["event_type"] == "BatchProduceMediaComplete" else JobKind.JOB
     return status_from_ice(kind, callback["ice_status"])
 
 
-def _matches(job: RowMapping, callback: RowMapping) -> bool:
+def _matches(job: Mapping[str, Any], callback: Mapping[str, Any]) -> bool:
     """A single job's token only speaks for that job (unless ICE's id is not yet known);
     a batch's token also for its sub-jobs, which may not be known yet."""
     if job["kind"] == JobKind.BATCH or job["ice_job_id"] is None:
@@ -473,8 +518,8 @@ async def _record_outcomes(
 
 
 def _outcome(
-    job: RowMapping,
-    callback: RowMapping,
+    job: Mapping[str, Any],
+    callback: Mapping[str, Any],
     before: Mapping[str | None, JobStatus],
     after: Mapping[str | None, JobStatus],
     credited: set[str | None],

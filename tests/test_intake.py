@@ -245,15 +245,21 @@ async def test_a_callback_that_cannot_be_stored_fails_alone(
         assert stored.scalar_one() == 10
 
 
-async def job_with_token(sessionmaker: async_sessionmaker[AsyncSession], token: str) -> uuid.UUID:
+async def job_with_token(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    token: str,
+    status: JobStatus = JobStatus.SUBMITTED,
+    kind: JobKind = JobKind.JOB,
+    ice_job_id: str = "job",
+) -> uuid.UUID:
     job_id = uuid.uuid4()
     async with sessionmaker.begin() as session:
         await session.execute(
             sa.insert(jobs).values(
                 id=job_id,
-                kind=JobKind.JOB,
-                status=JobStatus.SUBMITTED,
-                ice_job_id="job",
+                kind=kind,
+                status=status,
+                ice_job_id=ice_job_id,
                 callback_token_hash=token_hash(token),
             )
         )
@@ -273,3 +279,77 @@ async def test_the_writer_replaces_a_lost_connection(
             )
         )
     assert await intake.store(received("tok", 2)) == job_id
+
+
+def fields(status: str, job: str = "job", event: str = "ProduceMediaComplete") -> dict[str, str]:
+    return {"event_type": event, "ice_job_id": job, "ice_status": status}
+
+
+async def test_late_callbacks_of_a_job_seen_final_are_judged_as_they_arrive(
+    sessionmaker: async_sessionmaker[AsyncSession], intake: inbox.Intake
+) -> None:
+    await job_with_token(sessionmaker, "tok", JobStatus.SUCCEEDED)
+    hashed = token_hash("tok")
+    assert intake.judge_late(hashed, fields("Success")) is None, "not seen yet"
+    await intake.store(received("tok", 1))  # the intake learns the job is final
+    judged = {
+        status: intake.judge_late(hashed, fields(status))
+        for status in ("Success", "Processing", "Failed")
+    }
+    assert judged == {
+        "Success": inbox.Reply(200, CallbackOutcome.DUPLICATE, "already succeeded"),
+        "Processing": inbox.Reply(
+            200, CallbackOutcome.STALE, "reports processing, job is already succeeded"
+        ),
+        "Failed": inbox.Reply(
+            200, CallbackOutcome.REJECTED, "reports failed, but ICE says succeeded"
+        ),
+    }
+    other = intake.judge_late(hashed, fields("Success", job="another"))
+    assert other is not None
+    assert other.outcome == CallbackOutcome.UNMATCHED
+
+
+async def test_jobs_that_can_still_change_are_never_judged_at_intake(
+    sessionmaker: async_sessionmaker[AsyncSession], intake: inbox.Intake
+) -> None:
+    await job_with_token(sessionmaker, "running", JobStatus.PROCESSING, ice_job_id="running")
+    await job_with_token(
+        sessionmaker, "batch", JobStatus.FINISHED, kind=JobKind.BATCH, ice_job_id="batch"
+    )
+    for token in ("running", "batch"):
+        await intake.store(received(token, 1))
+        assert intake.judge_late(token_hash(token), fields("Success")) is None
+
+
+async def test_the_intake_remembers_a_bounded_number_of_final_jobs(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    intake: inbox.Intake,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(inbox, "FINAL_JOBS_KEPT", 2)
+    for token in ("a", "b", "c"):
+        await job_with_token(sessionmaker, token, JobStatus.FAILED, ice_job_id=token)
+        await intake.store(received(token, 1))
+    remembered = [intake.judge_late(token_hash(t), fields("Failed")) for t in ("a", "b", "c")]
+    assert [reply is not None for reply in remembered] == [False, True, True]
+
+
+async def test_a_late_copy_is_judged_when_it_is_answered(database_url: str) -> None:
+    async with stack(database_url, job_seconds=0.3) as s:
+        job, token = await submitted_job(s)
+
+        async def final() -> bool:
+            return bool((await s.job(str(job["id"])))["status"] == "succeeded")
+
+        await eventually(final)
+        body = envelope(str(job["ice_job_id"]), "Success")
+        for n in range(3):  # the first teaches the intake that the job is final
+            body["EventTime"] = f"2026-11-30T12:00:0{n}Z"
+            assert (await s.callbacks.post(f"/callbacks/ice/{token}", json=body)).is_success
+        rows = await s.rows(sa.select(callbacks_table).order_by(callbacks_table.c.id))
+        late = rows[-2:]
+        judged = [(r["outcome"], r["detail"]) for r in late]
+        assert judged == [("duplicate", "already succeeded")] * 2
+        assert all(r["dedup_key"] is None for r in late), "a judged callback is kept as sent"
+        assert all(r["processed_at"] == r["received_at"] for r in late), "judged as stored"
