@@ -123,7 +123,9 @@ INCOMING = db.RowsParameter(
 )
 
 
-def _store_statement() -> sa.Select[Any]:
+def _store_statement() -> sa.Select[
+    tuple[bytes, uuid.UUID | None, str | None, str | None, str | None, bool]
+]:
     """One statement, so one round trip and one transaction, for a batch of callbacks.
 
     It finds each callback's job by its token, stores every callback (a pending one unless
@@ -391,6 +393,7 @@ RECORD_VERDICTS = (
     )
 )
 JUDGED_BY = ("id", "job_id", "event_type", "ice_job_id", "ice_status")  # of a callback
+Judged = Mapping[Any, Any]  # a job or a callback, as judging reads it (a row, or a dict)
 
 
 @dataclass(frozen=True)
@@ -490,12 +493,12 @@ async def _load(
     return [Work(by_id[job_id], callbacks[job_id], statuses[job_id]) for job_id in ids]
 
 
-def _claim(job: Mapping[str, Any], callback: Mapping[str, Any]) -> JobStatus | None:
+def _claim(job: Judged, callback: Judged) -> JobStatus | None:
     kind = JobKind.BATCH if callback["event_type"] == "BatchProduceMediaComplete" else JobKind.JOB
     return status_from_ice(kind, callback["ice_status"])
 
 
-def _matches(job: Mapping[str, Any], callback: Mapping[str, Any]) -> bool:
+def _matches(job: Judged, callback: Judged) -> bool:
     """A single job's token only speaks for that job (unless ICE's id is not yet known);
     a batch's token also for its sub-jobs, which may not be known yet."""
     if job["kind"] == JobKind.BATCH or job["ice_job_id"] is None:
@@ -518,8 +521,8 @@ async def _record_outcomes(
 
 
 def _outcome(
-    job: Mapping[str, Any],
-    callback: Mapping[str, Any],
+    job: Judged,
+    callback: Judged,
     before: Mapping[str | None, JobStatus],
     after: Mapping[str | None, JobStatus],
     credited: set[str | None],
