@@ -12,7 +12,8 @@ It submits ``--tokens`` jobs through ``POST /v1/jobs`` and waits until ICE's cal
 finished them, reads each job's callback token off the simulator (``GET /_sim/jobs/{JobId}``),
 and posts the three servers the same stream of ``ProduceMediaComplete`` callbacks to those
 tokens, every body distinct (``bench.load``). To icehook they are late copies of real
-callbacks: stored durably, then judged duplicates by its worker without calling ICE.
+callbacks for jobs that are already final: each is stored durably, and judged a duplicate
+as it is stored (the first per job by the worker, without calling ICE).
 
 1. Closed loop (``wrk``): ``--rounds`` runs of ``--seconds`` per server and per number of
    connections (``--connections``), interleaved; a server's maximum is the best of the
