@@ -12,17 +12,20 @@ import hashlib
 import hmac
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy import RowMapping
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import db, inbox, reconcile, schemas, submission
+from app import db, inbox, outbox, reconcile, schemas, submission
 from app.errors import (
     Conflict,
     IceRefused,
@@ -31,8 +34,18 @@ from app.errors import (
     ValidationError,
     error_body,
 )
-from app.models import EventSource, JobKind, job_events, jobs
-from app.queue import claim_jobs
+from app.models import (
+    DeliveryStatus,
+    EventSource,
+    JobKind,
+    deliveries,
+    delivery_attempts,
+    job_events,
+    jobs,
+    subscriptions,
+)
+from app.models import outbox as messages
+from app.queue import claim_jobs, wake_workers
 
 if TYPE_CHECKING:
     from app.main import Runtime
@@ -270,6 +283,275 @@ async def list_jobs(request: Request) -> JSONResponse:
     )
 
 
+# -- subscriptions ----------------------------------------------------------------------------
+
+JSON_BODY_MAX = 64 * 1024
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    return schemas.parse_json_body(await read_body(request, JSON_BODY_MAX))
+
+
+async def _check_reachable(rt: Runtime, url: str) -> None:
+    """Refuse a subscriber URL whose host icehook may not reach (checked again at delivery)."""
+    try:
+        await outbox.resolve(url, rt.settings.allowed_webhook_nets)
+    except outbox.Refused as exc:
+        raise ValidationError("url", str(exc)) from None
+
+
+def _subscription_id(request: Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.path_params["id"])
+    except ValueError:
+        raise NotFound(f"no subscription {request.path_params['id']!r}") from None
+
+
+async def _find_subscription(session: AsyncSession, subscription_id: uuid.UUID) -> RowMapping:
+    row = (
+        (
+            await session.execute(
+                sa.select(subscriptions).where(
+                    subscriptions.c.id == subscription_id, subscriptions.c.deleted_at.is_(None)
+                )
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        raise NotFound(f"no subscription {str(subscription_id)!r}")
+    return row
+
+
+async def create_subscription(request: Request) -> JSONResponse:
+    """201 with the subscription and its ``secret``, which is never shown again."""
+    rt = runtime(request)
+    values = schemas.parse_subscription(await _json_body(request))
+    await _check_reachable(rt, values["url"])
+    secret = outbox.new_secret()
+    async with rt.sessionmaker.begin() as session:
+        row = (
+            (
+                await session.execute(
+                    sa.insert(subscriptions)
+                    .values(id=uuid.uuid4(), secret=secret, **values)
+                    .returning(*subscriptions.c)
+                )
+            )
+            .mappings()
+            .one()
+        )
+    return JSONResponse(schemas.subscription_resource(row) | {"secret": secret}, status_code=201)
+
+
+async def list_subscriptions(request: Request) -> JSONResponse:
+    async with runtime(request).sessionmaker() as session:
+        rows = (
+            await session.execute(
+                sa.select(subscriptions)
+                .where(subscriptions.c.deleted_at.is_(None))
+                .order_by(subscriptions.c.created_at, subscriptions.c.id)
+            )
+        ).mappings()
+        return JSONResponse({"items": [schemas.subscription_resource(r) for r in rows]})
+
+
+async def get_subscription(request: Request) -> JSONResponse:
+    async with runtime(request).sessionmaker() as session:
+        row = await _find_subscription(session, _subscription_id(request))
+    return JSONResponse(schemas.subscription_resource(row))
+
+
+async def update_subscription(request: Request) -> JSONResponse:
+    """Change what is given; enabling a disabled subscription clears why it was disabled."""
+    rt = runtime(request)
+    subscription_id = _subscription_id(request)
+    values = schemas.parse_subscription(await _json_body(request), partial=True)
+    if "url" in values:
+        await _check_reachable(rt, values["url"])
+    if values.get("enabled"):
+        values |= {"disabled_reason": None, "failing_since": None}
+    async with rt.sessionmaker.begin() as session:
+        await _find_subscription(session, subscription_id)
+        row = (
+            (
+                await session.execute(
+                    sa.update(subscriptions)
+                    .where(subscriptions.c.id == subscription_id)
+                    .values(**values, updated_at=sa.func.now())
+                    .returning(*subscriptions.c)
+                )
+            )
+            .mappings()
+            .one()
+        )
+        if values.get("enabled"):
+            await session.execute(sa.select(wake_workers()))  # its held deliveries resume
+    return JSONResponse(schemas.subscription_resource(row))
+
+
+async def delete_subscription(request: Request) -> Response:
+    """204; the subscription's undelivered events are marked dead (its history is kept)."""
+    subscription_id = _subscription_id(request)
+    async with runtime(request).sessionmaker.begin() as session:
+        await _find_subscription(session, subscription_id)
+        await session.execute(
+            sa.update(subscriptions)
+            .where(subscriptions.c.id == subscription_id)
+            .values(enabled=False, deleted_at=sa.func.now(), updated_at=sa.func.now())
+        )
+        await session.execute(
+            sa.update(deliveries)
+            .where(
+                deliveries.c.subscription_id == subscription_id,
+                deliveries.c.status == DeliveryStatus.PENDING,
+            )
+            .values(status=DeliveryStatus.DEAD, last_error="the subscription was deleted")
+        )
+    return Response(status_code=204)
+
+
+async def rotate_secret(request: Request) -> JSONResponse:
+    """A new secret, shown once; the old one keeps signing for the configured overlap."""
+    rt = runtime(request)
+    subscription_id = _subscription_id(request)
+    secret = outbox.new_secret()
+    overlap = timedelta(seconds=rt.settings.webhook_secret_overlap_seconds)
+    async with rt.sessionmaker.begin() as session:
+        await _find_subscription(session, subscription_id)
+        row = (
+            (
+                await session.execute(
+                    sa.update(subscriptions)
+                    .where(subscriptions.c.id == subscription_id)
+                    .values(
+                        previous_secret=subscriptions.c.secret,
+                        previous_secret_until=sa.func.now() + overlap,
+                        secret=secret,
+                        updated_at=sa.func.now(),
+                    )
+                    .returning(*subscriptions.c)
+                )
+            )
+            .mappings()
+            .one()
+        )
+    return JSONResponse(
+        schemas.subscription_resource(row)
+        | {
+            "secret": secret,
+            "previous_secret_valid_until": row["previous_secret_until"].isoformat(),
+        }
+    )
+
+
+async def replay_subscription(request: Request) -> JSONResponse:
+    """Send the subscription the recorded events of a period again (202: they are queued)."""
+    rt = runtime(request)
+    subscription_id = _subscription_id(request)
+    since, until = schemas.parse_replay(await _json_body(request))
+    async with rt.sessionmaker.begin() as session:
+        subscription = await _find_subscription(session, subscription_id)
+        count = await outbox.replay(session, subscription, since, until)
+    return JSONResponse({"replayed": count}, status_code=202)
+
+
+# -- deliveries -------------------------------------------------------------------------------
+
+DELIVERY_COLUMNS = (*deliveries.c, messages.c.event_id)
+
+
+def _delivery_id(request: Request) -> int:
+    raw = request.path_params["id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound(f"no delivery {raw!r}")
+    return int(raw)
+
+
+async def list_deliveries(request: Request) -> JSONResponse:
+    query = schemas.parse_delivery_query(request.query_params)
+    conditions = []
+    for column, value in (
+        (deliveries.c.status, query.status),
+        (deliveries.c.subscription_id, query.subscription_id),
+        (deliveries.c.job_id, query.job_id),
+        (deliveries.c.event_type, query.event_type),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if query.before_id is not None:
+        conditions.append(deliveries.c.id < query.before_id)
+    statement = (
+        sa.select(*DELIVERY_COLUMNS)
+        .join(messages, messages.c.id == deliveries.c.message_id)
+        .where(*conditions)
+        .order_by(deliveries.c.id.desc())
+        .limit(query.limit + 1)
+    )
+    async with runtime(request).sessionmaker() as session:
+        rows = (await session.execute(statement)).mappings().all()
+    page = rows[: query.limit]
+    more = len(rows) > query.limit
+    return JSONResponse(
+        {
+            "items": [schemas.delivery_resource(r) for r in page],
+            "next_cursor": schemas.encode_id_cursor(page[-1]["id"]) if more else None,
+        }
+    )
+
+
+async def _delivery(session: AsyncSession, delivery_id: int) -> dict[str, Any]:
+    row = (
+        (
+            await session.execute(
+                sa.select(*DELIVERY_COLUMNS)
+                .join(messages, messages.c.id == deliveries.c.message_id)
+                .where(deliveries.c.id == delivery_id)
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        raise NotFound(f"no delivery {delivery_id}")
+    attempts = (
+        await session.execute(
+            sa.select(delivery_attempts)
+            .where(delivery_attempts.c.delivery_id == delivery_id)
+            .order_by(delivery_attempts.c.id)
+        )
+    ).mappings()
+    resource = schemas.delivery_resource(row)
+    resource["attempt_log"] = [schemas.attempt_resource(a) for a in attempts]
+    return resource
+
+
+async def get_delivery(request: Request) -> JSONResponse:
+    """One delivery with every attempt."""
+    async with runtime(request).sessionmaker() as session:
+        return JSONResponse(await _delivery(session, _delivery_id(request)))
+
+
+async def retry_delivery(request: Request) -> JSONResponse:
+    """Make a delivery due now with a fresh retry schedule (a delivered one is sent again)."""
+    delivery_id = _delivery_id(request)
+    async with runtime(request).sessionmaker.begin() as session:
+        if await outbox.retry(session, delivery_id) is None:
+            raise NotFound(f"no delivery {delivery_id}")
+        subscription = (
+            await session.execute(
+                sa.select(subscriptions.c.enabled, subscriptions.c.deleted_at)
+                .join(deliveries, deliveries.c.subscription_id == subscriptions.c.id)
+                .where(deliveries.c.id == delivery_id)
+            )
+        ).one()
+        if subscription.deleted_at is not None or not subscription.enabled:
+            raise Conflict("its subscription is disabled or deleted; enable it first")
+        resource = await _delivery(session, delivery_id)
+    return JSONResponse(resource, status_code=202)
+
+
 v1 = [
     Route("/jobs", create_job, methods=["POST"]),
     Route("/jobs", list_jobs, methods=["GET"]),
@@ -277,6 +559,16 @@ v1 = [
     Route("/jobs/{id}/reconcile", reconcile_job, methods=["POST"]),
     Route("/batch-jobs", create_batch, methods=["POST"]),
     Route("/batch-jobs/{id}", get_batch, methods=["GET"]),
+    Route("/subscriptions", create_subscription, methods=["POST"]),
+    Route("/subscriptions", list_subscriptions, methods=["GET"]),
+    Route("/subscriptions/{id}", get_subscription, methods=["GET"]),
+    Route("/subscriptions/{id}", update_subscription, methods=["PATCH"]),
+    Route("/subscriptions/{id}", delete_subscription, methods=["DELETE"]),
+    Route("/subscriptions/{id}/rotate-secret", rotate_secret, methods=["POST"]),
+    Route("/subscriptions/{id}/replay", replay_subscription, methods=["POST"]),
+    Route("/deliveries", list_deliveries, methods=["GET"]),
+    Route("/deliveries/{id}", get_delivery, methods=["GET"]),
+    Route("/deliveries/{id}/retry", retry_delivery, methods=["POST"]),
 ]
 
 routes = [

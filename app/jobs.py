@@ -1,7 +1,8 @@
 """The job state machine.
 
 ``record_status`` is the only writer of a job's status. It moves a job forward only, writes
-the job row, its event and its outbox message together, and never commits: the caller's
+the job row, its event, its outbox message and that message's deliveries (one per
+subscription that wants it, ``outbox.fan_out``) together, and never commits: the caller's
 transaction (opened at an edge: an HTTP handler or one worker step) commits all three or
 none. The caller holds the job's row lock (``lock_job``), so two observations of one job
 never interleave.
@@ -24,6 +25,7 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import TERMINAL_STATUSES, EventSource, JobKind, JobStatus, job_events, jobs, outbox
+from app.outbox import fan_out
 from app.schemas import job_resource
 
 RANK = {
@@ -116,17 +118,24 @@ async def record_status(
         )
     ).one()
     kind = JobKind(row["kind"])
-    await session.execute(
-        sa.insert(outbox).values(
-            event_id=f"msg_{uuid.uuid4().hex}",
-            job_id=job["id"],
-            job_event_id=event.id,
-            event_type=event_type(kind, to_status),
-            payload={
-                "type": event_type(kind, to_status),
-                "timestamp": event.created_at.isoformat(),
-                "data": job_resource(row),
-            },
+    message_id = (
+        await session.execute(
+            sa.insert(outbox)
+            .values(
+                event_id=f"msg_{uuid.uuid4().hex}",
+                job_id=job["id"],
+                job_event_id=event.id,
+                event_type=event_type(kind, to_status),
+                payload={
+                    "type": event_type(kind, to_status),
+                    "timestamp": event.created_at.isoformat(),
+                    "data": job_resource(row),
+                },
+            )
+            .returning(outbox.c.id)
         )
+    ).scalar_one()
+    await fan_out(
+        session, message_id=message_id, job_id=job["id"], event_type=event_type(kind, to_status)
     )
     return row

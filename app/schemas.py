@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.errors import ValidationError
-from app.models import JobKind, JobStatus
+from app.models import DeliveryStatus, JobKind, JobStatus
+from app.outbox import PATTERNS
 
 # SubmitMediaProducingJob's parameters whose values are JSON documents.
 JOB_JSON_PARAMETERS = frozenset(
@@ -239,12 +241,14 @@ def _uuid(params: Mapping[str, str], name: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(params[name])
     except ValueError:
-        raise ValidationError(name, "is not a job id") from None
+        raise ValidationError(name, "is not an id (a UUID)") from None
 
 
-def _time(params: Mapping[str, str], name: str) -> datetime | None:
+def _time(params: Mapping[str, Any], name: str) -> datetime | None:
     if not params.get(name):
         return None
+    if not isinstance(params[name], str):
+        raise ValidationError(name, "must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z")
     try:
         moment = datetime.fromisoformat(params[name])
     except ValueError:
@@ -270,5 +274,168 @@ def decode_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
     try:
         created_at, job_id = base64.urlsafe_b64decode(raw.encode()).decode().split("|")
         return datetime.fromisoformat(created_at), uuid.UUID(job_id)
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("cursor", "is not a cursor this API gave out") from None
+
+
+# -- subscriptions and deliveries -----------------------------------------------------------
+
+URL_MAX = 2048
+DESCRIPTION_MAX = 1000
+SUBSCRIPTION_FIELDS = (
+    "id",
+    "url",
+    "event_types",
+    "description",
+    "enabled",
+    "disabled_reason",
+    "failing_since",
+    "created_at",
+    "updated_at",
+)
+DELIVERY_FIELDS = (
+    "id",
+    "event_id",
+    "subscription_id",
+    "job_id",
+    "event_type",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_status_code",
+    "last_error",
+    "created_at",
+    "delivered_at",
+)
+ATTEMPT_FIELDS = ("attempted_at", "status_code", "latency_ms", "error", "response_excerpt")
+
+
+def parse_subscription(body: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """A subscription's columns from a POST (``url`` and ``event_types`` required) or a PATCH
+    (``partial``: only what is given)."""
+    known = {"url", "event_types", "description", "enabled"}
+    for name in body:
+        if name not in known:
+            raise ValidationError(name, f"is not a field; known: {', '.join(sorted(known))}")
+    if not partial:
+        for name in ("url", "event_types"):
+            if name not in body:
+                raise ValidationError(name, "is required")
+    values: dict[str, Any] = {}
+    if "url" in body:
+        values["url"] = _webhook_url(body["url"])
+    if "event_types" in body:
+        values["event_types"] = _event_types(body["event_types"])
+    if "description" in body:
+        description = body["description"]
+        if not isinstance(description, str) or len(description) > DESCRIPTION_MAX:
+            raise ValidationError("description", f"must be a string of at most {DESCRIPTION_MAX}")
+        values["description"] = description
+    if "enabled" in body:
+        if not isinstance(body["enabled"], bool):
+            raise ValidationError("enabled", "must be true or false")
+        values["enabled"] = body["enabled"]
+    return values
+
+
+def _webhook_url(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= URL_MAX:
+        raise ValidationError("url", f"must be a URL of at most {URL_MAX} characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        raise ValidationError("url", "is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("url", "must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError("url", "must not carry credentials; the signature authenticates")
+    if parts.fragment:
+        raise ValidationError("url", "must not have a #fragment")
+    return value
+
+
+def _event_types(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValidationError("event_types", "must be a non-empty list of event types")
+    for pattern in value:
+        if pattern not in PATTERNS:
+            raise ValidationError(
+                "event_types",
+                f"{pattern!r} is not an event type; use one of {', '.join(sorted(PATTERNS))}",
+            )
+    return list(dict.fromkeys(value))
+
+
+def parse_replay(body: Mapping[str, Any]) -> tuple[datetime, datetime | None]:
+    """``since`` (required) and ``until`` of a replay."""
+    for name in body:
+        if name not in ("since", "until"):
+            raise ValidationError(name, "is not a field; known: since, until")
+    since = _time(body, "since")
+    if since is None:
+        raise ValidationError("since", "is required (an ISO 8601 time)")
+    until = _time(body, "until")
+    if until is not None and until <= since:
+        raise ValidationError("until", "must be after since")
+    return since, until
+
+
+def subscription_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
+    resource = {name: _plain(row[name]) for name in SUBSCRIPTION_FIELDS}
+    resource["event_types"] = list(row["event_types"])
+    return resource
+
+
+def delivery_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {name: _plain(row[name]) for name in DELIVERY_FIELDS}
+
+
+def attempt_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {name: _plain(row[name]) for name in ATTEMPT_FIELDS}
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    status: DeliveryStatus | None = None
+    subscription_id: uuid.UUID | None = None
+    job_id: uuid.UUID | None = None
+    event_type: str | None = None
+    limit: int = 50
+    before_id: int | None = None  # the cursor: deliveries older than this one
+
+
+def parse_delivery_query(params: Mapping[str, str]) -> DeliveryQuery:
+    known = {"status", "subscription_id", "job_id", "event_type"}
+    for name in params:
+        if name not in known | {"limit", "cursor"}:
+            raise ValidationError(name, "is not a filter of /v1/deliveries")
+    status = params.get("status")
+    if status is not None and status not in set(DeliveryStatus):
+        raise ValidationError("status", f"must be one of {', '.join(DeliveryStatus)}")
+    event_type = params.get("event_type") or None
+    if event_type is not None and event_type not in PATTERNS - {"*", "job.*", "batch.*"}:
+        raise ValidationError("event_type", "is not an event type (e.g. job.succeeded)")
+    cursor = params.get("cursor")
+    return DeliveryQuery(
+        status=DeliveryStatus(status) if status else None,
+        subscription_id=_uuid(params, "subscription_id"),
+        job_id=_uuid(params, "job_id"),
+        event_type=event_type,
+        limit=_limit(params.get("limit")),
+        before_id=_decode_id_cursor(cursor) if cursor else None,
+    )
+
+
+def encode_id_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id|{last_id}".encode()).decode()
+
+
+def _decode_id_cursor(raw: str) -> int:
+    try:
+        tag, value = base64.urlsafe_b64decode(raw.encode()).decode().split("|")
+        if tag != "id" or not value.isdigit():
+            raise ValueError
+        return int(value)
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("cursor", "is not a cursor this API gave out") from None

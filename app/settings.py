@@ -44,6 +44,10 @@ class Settings:
     sweep_qps: float = 10.0
     callback_max_bytes: int = 64 * 1024
     delivery_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    delivery_timeout_seconds: float = 15.0
+    delivery_concurrency: int = 32
+    webhook_disable_after_seconds: float = 5 * 24 * 3600.0
+    webhook_secret_overlap_seconds: float = 24 * 3600.0
     allowed_webhook_nets: tuple[IpNetwork, ...] = ()
 
     @classmethod
@@ -73,6 +77,16 @@ class Settings:
             callback_max_bytes=env.get("ICEHOOK_CALLBACK_MAX_BYTES", 64 * 1024, _parse_count),
             delivery_retry_schedule=env.get(
                 "ICEHOOK_DELIVERY_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE, _parse_schedule
+            ),
+            delivery_timeout_seconds=env.get(
+                "ICEHOOK_DELIVERY_TIMEOUT_SECONDS", 15.0, _parse_positive
+            ),
+            delivery_concurrency=env.get("ICEHOOK_DELIVERY_CONCURRENCY", 32, _parse_count),
+            webhook_disable_after_seconds=env.get(
+                "ICEHOOK_WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600.0, _parse_positive
+            ),
+            webhook_secret_overlap_seconds=env.get(
+                "ICEHOOK_WEBHOOK_SECRET_OVERLAP_SECONDS", 24 * 3600.0, _parse_positive
             ),
             allowed_webhook_nets=env.get("ICEHOOK_ALLOWED_WEBHOOK_NETS", (), _parse_nets),
         )

@@ -9,6 +9,8 @@ Three schemes, all pure functions over strings and bytes (no I/O, no clock, no e
   ``v2_params`` gives the common parameters, ``sign_v2`` the ``Signature`` parameter.
 * **Callbacks**: ICE's optional ``X-ICE-TIMESTAMP`` / ``X-ICE-SIGNATURE`` headers
   (``md5(url|timestamp|key)``), checked by ``verify_callback``.
+* **Webhooks** icehook sends: the Standard Webhooks headers, made by the
+  ``standardwebhooks`` library (``webhook_headers``), with one signature per secret.
 
 ``verify_request`` is the server side of V3 and V2, used by the local ICE simulator. Its
 failures raise ``RequestSignatureError``, whose ``reason`` maps onto one ICE error code.
@@ -28,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 from urllib.parse import quote
 
+from standardwebhooks import Webhook
+
 from app.errors import SignatureError
 
 __all__ = [
@@ -45,6 +49,7 @@ __all__ = [
     "v3_headers",
     "verify_callback",
     "verify_request",
+    "webhook_headers",
 ]
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -506,3 +511,17 @@ def verify_callback(
         raise SignatureError("X-ICE-SIGNATURE does not match any callback auth key")
     if abs(now - int(timestamp)) > window_seconds:
         raise SignatureError(f"X-ICE-TIMESTAMP is more than {window_seconds:g} s away from now")
+
+
+def webhook_headers(
+    *, message_id: str, body: str, secrets: Sequence[str], now: datetime
+) -> dict[str, str]:
+    """The Standard Webhooks headers for ``body``: one ``v1,`` signature per ``whsec_`` secret
+    (two while a rotated-out secret still signs), separated by spaces."""
+    moment = _utc(now)
+    signatures = [Webhook(secret).sign(message_id, moment, body) for secret in secrets]
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": " ".join(signatures),
+    }

@@ -1,6 +1,7 @@
 """``Worker``: the background work of icehook, in ``serve`` or in ``icehook worker``.
 
-Each pass confirms the jobs that have pending callbacks, then sweeps stale jobs. Between
+Each pass confirms the jobs that have pending callbacks, sweeps stale jobs, and starts
+sending the webhook deliveries that are due (they finish in the background). Between
 passes the worker sleeps until NOTIFY (or, in ``serve``, the API in the same process)
 wakes it, or one poll interval passes. While work keeps coming, passes start at most
 every ``PASS_GAP_SECONDS``, so that each one takes what arrived meanwhile in one go
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from app import inbox
 from app.ice import RateLimiter
+from app.outbox import Deliverer
 from app.reconcile import Sweeper
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ class Worker:
         self.rt = rt
         self.poll_seconds = poll_seconds
         self.sweeper = Sweeper(rt, RateLimiter(rt.settings.sweep_qps, sleep=asyncio.sleep))
+        self.deliverer = Deliverer(rt)
         self._stopping = False
         self._sweep_at = 0.0  # the event loop's time from which the next pass sweeps
 
@@ -49,7 +52,7 @@ class Worker:
             swept = await self.sweeper.run_once()
             self._sweep_at = now if swept else now + self.poll_seconds
             handled += swept
-        return handled
+        return handled + await self.deliverer.run_once()
 
     async def run(self) -> None:
         """Until ``stop``: pass after pass, sleeping while there is nothing to do."""
@@ -74,6 +77,7 @@ class Worker:
                 else:
                     await self.rt.waker.wait(self.poll_seconds)
         finally:
+            await self.deliverer.close()
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener

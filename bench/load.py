@@ -206,8 +206,13 @@ async def open_loop(
     seconds: float,
     first_event: int,
     max_connections: int = 512,
+    due_times: list[float] | None = None,
 ) -> OpenLoop:
-    """Send ``rate`` callbacks a second for ``seconds``; latency counted from each due time."""
+    """Send ``rate`` callbacks a second for ``seconds``; latency counted from each due time.
+
+    Request ``n`` goes to ``targets[n % len(targets)]``; with ``due_times`` given, its due
+    time (the event loop's clock) is appended there as the ``n``-th.
+    """
     loop = asyncio.get_running_loop()
     connections = _Connections(host, port, max_connections)
     latencies: list[float] = []
@@ -237,6 +242,8 @@ async def open_loop(
     try:
         for n in range(total):
             due = start + n / rate
+            if due_times is not None:
+                due_times.append(due)
             await asyncio.sleep(max(0.0, due - loop.time()))
             task = asyncio.create_task(one(n, due))
             tasks.add(task)

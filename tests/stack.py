@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -75,6 +76,9 @@ async def stack(
             access_key_id=KEY_ID,
             access_key_secret=SECRET,
             sweep_after_seconds=sweep_after,
+            # The suite's webhook receivers listen on loopback, which icehook refuses unless
+            # admitted (as it is here, explicitly).
+            allowed_webhook_nets=(ipaddress.ip_network("127.0.0.0/8"),),
         )
         settings = dataclasses.replace(settings, **(icehook or {}))
         async with (

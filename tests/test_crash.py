@@ -34,6 +34,7 @@ from app.ice import IceClient, MediaProducingJob
 from app.models import callbacks as callbacks_table
 from app.models import jobs
 from app.settings import Settings
+from tests.receiver import receiver
 from tests.support import (
     check_history,
     free_port,
@@ -276,3 +277,83 @@ async def check_outcome(
         f"{len(all_jobs)} jobs; {len(settled)} settled after an unknown submission outcome, "
         f"{len(first_try)} of them already at ICE from the first try"
     )
+
+
+async def test_a_delivery_cut_off_by_sigkill_is_sent_again_after_the_restart(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``serve`` is killed while a subscriber holds a webhook request open; the restarted
+    ``serve`` sends it again (same ``webhook-id``) once its lease has expired, and every
+    event of the job reaches the subscriber."""
+    sim_port, api_port = free_port(), free_port()
+    sim_url, api_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{api_port}"
+    sim_env = {
+        **clean_env,
+        "ICEHOOK_SIM_ACCESS_KEYS": f"{KEY_ID}:{SECRET}",
+        "ICEHOOK_SIM_JOB_SECONDS": "0.5",
+    }
+    env = icehook_env(
+        clean_env,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        ice_url=sim_url,
+        public_url=api_url,
+        access_key=(KEY_ID, SECRET),
+        api_key=API_KEY,
+        ICEHOOK_ALLOWED_WEBHOOK_NETS="127.0.0.0/8",
+        ICEHOOK_DELIVERY_TIMEOUT_SECONDS="2",  # the lease: this + 5 s
+    )
+    sim_log, serve_log = tmp_path / "simulator.log", tmp_path / "serve.log"
+    procs: list[asyncio.subprocess.Process] = []
+
+    async def start_serve() -> asyncio.subprocess.Process:
+        proc = await start_icehook_logged("serve", "--port", str(api_port), env=env, log=serve_log)
+        procs.append(proc)
+        await wait_ready(api_url)
+        return proc
+
+    try:
+        async with asyncio.timeout(120), receiver() as r:
+            procs.append(
+                await start_icehook_logged(
+                    "simulator", "--port", str(sim_port), env=sim_env, log=sim_log
+                )
+            )
+            await wait_ready(sim_url, "/_sim/settings")
+            serve = await start_serve()
+            async with httpx.AsyncClient(
+                base_url=api_url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=10
+            ) as api:
+                created = await api.post(
+                    "/v1/subscriptions", json={"url": r.url, "event_types": ["*"]}
+                )
+                assert created.status_code == 201, created.text
+                r.secrets.append(created.json()["secret"])
+                r.hold = True  # the first request stays open until serve is dead
+                job = (
+                    await api.post(
+                        "/v1/jobs", json={"ProjectId": "p-kill", "OutputMediaConfig": OUTPUT}
+                    )
+                ).json()
+                await asyncio.wait_for(r.arrived.wait(), 30)
+                serve.send_signal(signal.SIGKILL)
+                assert await serve.wait() == -signal.SIGKILL
+                r.hold = False
+                serve = await start_serve()
+
+                async def all_delivered() -> bool:
+                    detail = (await api.get(f"/v1/jobs/{job['id']}")).json()
+                    if detail["status"] not in ("succeeded", "failed"):
+                        return False
+                    events = [f"job.{e['to_status']}" for e in detail["events"]]
+                    return [e["type"] for e in r.delivered()] == events
+
+                async with asyncio.timeout(60):
+                    while not await all_delivered():
+                        await asyncio.sleep(0.2)
+                cut_off = r.arrivals[0]
+                assert r.arrivals.count(cut_off) == 2, "sent again, with the same webhook-id"
+                assert r.delivered()[0]["webhook_id"] == cut_off
+            assert await stop(serve) == 0, f"see {serve_log}"
+    finally:
+        await kill_all(procs)

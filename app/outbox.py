@@ -1,0 +1,533 @@
+"""Downstream notifications: subscriptions, the fan-out of job events, and their delivery.
+
+Every transition that ``jobs.record_status`` writes has one ``outbox`` message, whose
+``event_id`` is the Standard Webhooks ``webhook-id`` (the same on every retry). In the same
+transaction ``fan_out`` adds one ``deliveries`` row for each subscription that wants that
+event type at that moment. A ``Deliverer`` (in every worker) then:
+
+1. claims due deliveries with a lease longer than the request timeout (``FOR UPDATE SKIP
+   LOCKED``), never one while an earlier event of the same job for the same subscription
+   is neither delivered nor dead, so that a job's events arrive in order;
+2. resolves the subscriber's host and refuses loopback, private, link-local, multicast and
+   reserved addresses unless ``ICEHOOK_ALLOWED_WEBHOOK_NETS`` admits them; the request
+   goes to the address that was checked (a second DNS answer cannot redirect it);
+3. POSTs the event outside any transaction, signed with every secret that still signs
+   (two during a rotation), and does not follow redirects;
+4. records the attempt (status, latency, error, the first KiB of the answer) and its
+   outcome: 2xx is delivered; ``410 Gone`` disables the subscription; anything else is
+   tried again on ``ICEHOOK_DELIVERY_RETRY_SCHEDULE`` with +-20 % jitter, never sooner
+   than the answer's ``Retry-After``, and is ``dead`` after the last step. A subscription
+   that has failed without one success for ``ICEHOOK_WEBHOOK_DISABLE_AFTER_SECONDS`` is
+   disabled, with the reason in the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import email.utils
+import ipaddress
+import json
+import logging
+import random
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy import RowMapping
+from sqlalchemy.dialects.postgresql import ARRAY, array, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import (
+    DeliveryStatus,
+    JobKind,
+    deliveries,
+    delivery_attempts,
+    outbox,
+    subscriptions,
+)
+from app.queue import wake_workers
+from app.settings import IpNetwork, Settings
+from app.signing import webhook_headers
+
+if TYPE_CHECKING:
+    from app.main import Runtime
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPES = (
+    "job.submitted",
+    "job.queuing",
+    "job.processing",
+    "job.succeeded",
+    "job.failed",
+    "job.rejected",
+    "batch.submitted",
+    "batch.processing",
+    "batch.finished",
+    "batch.failed",
+    "batch.rejected",
+)
+# What a subscription's ``event_types`` may hold: a type, every type of a kind, or all.
+PATTERNS = frozenset({*EVENT_TYPES, *(f"{kind.value}.*" for kind in JobKind), "*"})
+EXCERPT_BYTES = 1024  # of a subscriber's answer, kept with the attempt
+JITTER = 0.2
+LEASE_MARGIN_SECONDS = 5.0  # a delivery's lease outlasts its request by this much
+USER_AGENT = "icehook-webhooks"
+
+
+def wants(
+    patterns: sa.ColumnElement[Any], event_type: sa.ColumnElement[str]
+) -> sa.ColumnElement[bool]:
+    """Whether ``patterns`` (a text array) select ``event_type``: it, ``kind.*`` or ``*``."""
+    kind = sa.func.split_part(event_type, ".", 1)
+    chosen: sa.ColumnElement[bool] = patterns.overlap(
+        sa.cast(array([event_type, kind.concat(".*"), sa.literal("*")]), ARRAY(sa.Text))
+    )
+    return chosen
+
+
+# -- events and subscriptions -----------------------------------------------------------------
+
+
+async def fan_out(
+    session: AsyncSession, *, message_id: int, job_id: uuid.UUID, event_type: str
+) -> None:
+    """One delivery of message ``message_id`` to each enabled subscription that wants it
+    (in the caller's transaction); the workers are woken when it commits."""
+    created = await session.execute(
+        insert(deliveries)
+        .from_select(
+            ["message_id", "subscription_id", "job_id", "event_type", "status"],
+            sa.select(
+                sa.literal(message_id, sa.BigInteger),
+                subscriptions.c.id,
+                sa.literal(job_id, deliveries.c.job_id.type),
+                sa.literal(event_type, sa.Text),
+                sa.literal(DeliveryStatus.PENDING.value, sa.Text),
+            ).where(
+                subscriptions.c.enabled,
+                subscriptions.c.deleted_at.is_(None),
+                wants(subscriptions.c.event_types, sa.literal(event_type, sa.Text)),
+            ),
+        )
+        .returning(deliveries.c.id)
+    )
+    if created.first() is not None:
+        await session.execute(sa.select(wake_workers()))
+
+
+def new_secret() -> str:
+    """A ``whsec_`` secret: 32 random bytes, base64 (what Standard Webhooks libraries read)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signing_secrets(subscription: Mapping[Any, Any], now: datetime) -> list[str]:
+    """The secrets that sign now: the current one, and the previous one during its overlap."""
+    signing = [subscription["secret"]]
+    until = subscription["previous_secret_until"]
+    if subscription["previous_secret"] and until is not None and until > now:
+        signing.append(subscription["previous_secret"])
+    return signing
+
+
+async def replay(
+    session: AsyncSession, subscription: Mapping[Any, Any], since: datetime, until: datetime | None
+) -> int:
+    """Send ``subscription`` again every recorded event it wants from ``since`` (to
+    ``until``), also those from before it existed; returns how many."""
+    conditions = [
+        outbox.c.created_at >= since,
+        wants(sa.literal(list(subscription["event_types"]), ARRAY(sa.Text)), outbox.c.event_type),
+    ]
+    if until is not None:
+        conditions.append(outbox.c.created_at < until)
+    add = insert(deliveries).from_select(
+        ["message_id", "subscription_id", "job_id", "event_type", "status"],
+        sa.select(
+            outbox.c.id,
+            sa.literal(subscription["id"], deliveries.c.subscription_id.type),
+            outbox.c.job_id,
+            outbox.c.event_type,
+            sa.literal(DeliveryStatus.PENDING.value, sa.Text),
+        )
+        .where(*conditions)
+        .order_by(outbox.c.id),
+    )
+    # A delivery that exists already is made due again (a leased one keeps its lease).
+    statement = add.on_conflict_do_update(
+        index_elements=[deliveries.c.message_id, deliveries.c.subscription_id],
+        set_=_due_again(),
+    ).returning(deliveries.c.id)
+    count = len((await session.execute(statement)).all())
+    if count:
+        await session.execute(sa.select(wake_workers()))
+    return count
+
+
+def _due_again() -> dict[str, Any]:
+    return {
+        "status": DeliveryStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": sa.func.now(),
+        "delivered_at": None,
+    }
+
+
+async def retry(session: AsyncSession, delivery_id: int) -> RowMapping | None:
+    """Make a delivery due now, with a fresh retry schedule; None if there is no such."""
+    row = (
+        (
+            await session.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(_due_again())
+                .returning(*deliveries.c)
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is not None:
+        await session.execute(sa.select(wake_workers()))
+    return row
+
+
+# -- outbound safety ------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """A subscriber address that icehook may not reach."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a webhook request goes: the URL with the checked address in place of the host,
+    and what keeps the request about the host (``Host`` header, TLS server name)."""
+
+    url: str
+    host_header: str
+    server_name: str | None  # for TLS: SNI and certificate checks against the host name
+
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def refusal(address: IpAddress, allowed: Sequence[IpNetwork]) -> str | None:
+    """Why ``address`` may not be reached (None: it may)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if any(address in net for net in allowed if net.version == address.version):
+        return None
+    for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
+        if getattr(address, f"is_{kind}"):
+            return f"{address} is a {kind.replace('_', '-')} address"
+    if not address.is_global:
+        return f"{address} is not a public address"
+    return None
+
+
+async def resolve(url: str, allowed: Sequence[IpNetwork]) -> Target:
+    """The address to send ``url``'s requests to, or ``Refused`` naming why none may be."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise Refused(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
+    reasons = []
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        reason = refusal(address, allowed)
+        if reason is None:
+            literal = f"[{address}]" if address.version == 6 else str(address)
+            netloc = f"{literal}:{port}"
+            return Target(
+                url=urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")),
+                host_header=parts.netloc.rpartition("@")[2],
+                server_name=host if parts.scheme == "https" else None,
+            )
+        reasons.append(reason)
+    raise Refused(
+        f"{host}: {'; '.join(dict.fromkeys(reasons))} (ICEHOOK_ALLOWED_WEBHOOK_NETS can admit it)"
+    )
+
+
+# -- delivery ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one POST to a subscriber gave."""
+
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    excerpt: str | None = None
+    retry_after: float | None = None  # seconds, from the answer's Retry-After
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def next_delay(
+    schedule: Sequence[float], failures: int, retry_after: float | None, rng: random.Random
+) -> float | None:
+    """Seconds until the next attempt after ``failures`` failed ones; None: no more."""
+    if failures > len(schedule):
+        return None
+    delay = schedule[failures - 1] * rng.uniform(1 - JITTER, 1 + JITTER)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, max(schedule)))
+    return delay
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """``Retry-After`` as seconds from ``now`` (a number of seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        moment = email.utils.parsedate_to_datetime(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return max(0.0, (moment - now).total_seconds())
+    return None
+
+
+CLAIMED_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.attempts,
+    deliveries.c.subscription_id,
+    outbox.c.event_id,
+    outbox.c.payload,
+    subscriptions.c.url,
+    subscriptions.c.secret,
+    subscriptions.c.previous_secret,
+    subscriptions.c.previous_secret_until,
+)
+
+
+async def claim(session: AsyncSession, *, limit: int, lease_seconds: float) -> list[RowMapping]:
+    """Lease up to ``limit`` due deliveries, each the earliest undone event of its job for
+    its subscription; returns them with their message and subscription."""
+    earlier = deliveries.alias("earlier")
+    due = (
+        sa.select(deliveries.c.id)
+        .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+        .where(
+            deliveries.c.status == DeliveryStatus.PENDING,
+            deliveries.c.next_attempt_at <= sa.func.now(),
+            sa.or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until < sa.func.now()),
+            subscriptions.c.enabled,
+            subscriptions.c.deleted_at.is_(None),
+            ~sa.exists().where(
+                earlier.c.subscription_id == deliveries.c.subscription_id,
+                earlier.c.job_id == deliveries.c.job_id,
+                earlier.c.message_id < deliveries.c.message_id,
+                earlier.c.status == DeliveryStatus.PENDING,
+            ),
+        )
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(of=deliveries, skip_locked=True)
+        .cte("due")
+    )
+    leased = (
+        sa.update(deliveries)
+        .where(deliveries.c.id.in_(sa.select(due.c.id)))
+        .values(lease_until=sa.func.now() + timedelta(seconds=lease_seconds))
+        .returning(deliveries.c.id)
+        .cte("leased")
+    )
+    rows = await session.execute(
+        sa.select(*CLAIMED_COLUMNS)
+        .select_from(deliveries)
+        .join(leased, leased.c.id == deliveries.c.id)
+        .join(outbox, outbox.c.id == deliveries.c.message_id)
+        .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+    )
+    return list(rows.mappings())
+
+
+async def send(
+    client: httpx.AsyncClient, delivery: Mapping[Any, Any], settings: Settings, now: datetime
+) -> Attempt:
+    """POST ``delivery`` to its subscriber, once; never raises for the subscriber's faults."""
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return round((time.perf_counter() - started) * 1000, 1)
+
+    try:
+        target = await resolve(delivery["url"], settings.allowed_webhook_nets)
+    except Refused as exc:
+        return Attempt(error=f"refused: {exc}")
+    body = json.dumps(delivery["payload"], separators=(",", ":"), ensure_ascii=False)
+    headers = webhook_headers(
+        message_id=delivery["event_id"],
+        body=body,
+        secrets=signing_secrets(delivery, now),
+        now=now,
+    ) | {"host": target.host_header, "content-type": "application/json", "user-agent": USER_AGENT}
+    extensions = {"sni_hostname": target.server_name} if target.server_name else {}
+    try:
+        async with client.stream(
+            "POST",
+            target.url,
+            content=body.encode(),
+            headers=headers,
+            extensions=extensions,
+            timeout=settings.delivery_timeout_seconds,
+        ) as response:
+            excerpt = bytearray()
+            async for chunk in response.aiter_bytes():
+                excerpt += chunk
+                if len(excerpt) >= EXCERPT_BYTES:
+                    break
+    except httpx.HTTPError as exc:
+        return Attempt(latency_ms=elapsed(), error=f"{type(exc).__name__}: {exc}"[:500])
+    return Attempt(
+        status_code=response.status_code,
+        latency_ms=elapsed(),
+        # As text PostgreSQL can hold: a subscriber may answer anything, NUL bytes included.
+        excerpt=bytes(excerpt[:EXCERPT_BYTES]).decode("utf-8", "replace").replace("\x00", "\ufffd"),
+        retry_after=parse_retry_after(response.headers.get("retry-after"), now),
+    )
+
+
+async def record(
+    session: AsyncSession,
+    delivery: Mapping[Any, Any],
+    attempt: Attempt,
+    settings: Settings,
+    rng: random.Random,
+) -> DeliveryStatus:
+    """Log ``attempt`` and settle what it means for the delivery and its subscription."""
+    await session.execute(
+        sa.insert(delivery_attempts).values(
+            delivery_id=delivery["id"],
+            status_code=attempt.status_code,
+            latency_ms=attempt.latency_ms,
+            error=attempt.error,
+            response_excerpt=attempt.excerpt,
+        )
+    )
+    subscription = subscriptions.c.id == delivery["subscription_id"]
+    values: dict[str, Any] = {
+        "attempts": deliveries.c.attempts + 1,
+        "lease_until": None,
+        "last_status_code": attempt.status_code,
+        "last_error": attempt.error,
+    }
+    if attempt.delivered:
+        status = DeliveryStatus.DELIVERED
+        values |= {"delivered_at": sa.func.now()}
+        await session.execute(
+            sa.update(subscriptions).where(subscription).values(failing_since=None)
+        )
+    elif attempt.status_code == 410:
+        status = DeliveryStatus.DEAD
+        await _disable(session, subscription, "the endpoint answered 410 Gone")
+    else:
+        delay = next_delay(
+            settings.delivery_retry_schedule, delivery["attempts"] + 1, attempt.retry_after, rng
+        )
+        status = DeliveryStatus.PENDING if delay is not None else DeliveryStatus.DEAD
+        if delay is not None:
+            values |= {"next_attempt_at": sa.func.now() + timedelta(seconds=delay)}
+        await _note_failure(session, subscription, settings.webhook_disable_after_seconds)
+    await session.execute(
+        sa.update(deliveries)
+        .where(deliveries.c.id == delivery["id"], deliveries.c.status == DeliveryStatus.PENDING)
+        .values(values | {"status": status})
+    )
+    return status
+
+
+async def _disable(session: AsyncSession, which: sa.ColumnElement[bool], reason: str) -> None:
+    await session.execute(
+        sa.update(subscriptions)
+        .where(which, subscriptions.c.enabled)
+        .values(enabled=False, disabled_reason=reason, updated_at=sa.func.now())
+    )
+
+
+async def _note_failure(
+    session: AsyncSession, which: sa.ColumnElement[bool], disable_after: float
+) -> None:
+    failing_since = (
+        await session.execute(
+            sa.update(subscriptions)
+            .where(which)
+            .values(failing_since=sa.func.coalesce(subscriptions.c.failing_since, sa.func.now()))
+            .returning(subscriptions.c.failing_since)
+        )
+    ).scalar_one_or_none()
+    if failing_since is not None and failing_since <= datetime.now(UTC) - timedelta(
+        seconds=disable_after
+    ):
+        await _disable(
+            session,
+            which,
+            f"every delivery has failed since {failing_since.isoformat()}, "
+            f"longer than {disable_after:g} s",
+        )
+
+
+class Deliverer:
+    """A worker's webhook sender: up to ``delivery_concurrency`` requests in flight, each
+    claimed, sent and recorded on its own (no transaction spans a request)."""
+
+    def __init__(self, rt: Runtime, rng: random.Random | None = None) -> None:
+        self.rt = rt
+        self.rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
+        self.client = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,  # a proxy would reach addresses the checks never saw
+            limits=httpx.Limits(max_connections=rt.settings.delivery_concurrency),
+        )
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def run_once(self) -> int:
+        """Claim what is due (as many as there are free slots) and start sending it."""
+        free = self.rt.settings.delivery_concurrency - len(self._in_flight)
+        if free <= 0:
+            return 0
+        lease = self.rt.settings.delivery_timeout_seconds + LEASE_MARGIN_SECONDS
+        async with self.rt.sessionmaker.begin() as session:
+            claimed = await claim(session, limit=free, lease_seconds=lease)
+        for delivery in claimed:
+            task = asyncio.create_task(self._deliver(delivery))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return len(claimed)
+
+    async def _deliver(self, delivery: RowMapping) -> None:
+        try:
+            attempt = await send(self.client, delivery, self.rt.settings, datetime.now(UTC))
+            async with self.rt.sessionmaker.begin() as session:
+                await record(session, delivery, attempt, self.rt.settings, self.rng)
+        except Exception:  # the lease expires and the delivery is tried again
+            logger.exception("delivery %s failed to complete", delivery["id"])
+        finally:
+            self.rt.waker.event.set()  # the job's next event may be due now
+
+    async def close(self) -> None:
+        """Let the requests in flight finish and be recorded, then close the client."""
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await self.client.aclose()
