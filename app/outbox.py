@@ -242,12 +242,11 @@ async def resolve(url: str, allowed: Sequence[IpNetwork]) -> Target:
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise Refused(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
+        addresses = [ipaddress.ip_address(host)]  # an address already: nothing to resolve
+    except ValueError:
+        addresses = await _addresses_of(host, port)
     reasons = []
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+    for address in addresses:
         reason = refusal(address, allowed)
         if reason is None:
             literal = f"[{address}]" if address.version == 6 else str(address)
@@ -261,6 +260,14 @@ async def resolve(url: str, allowed: Sequence[IpNetwork]) -> Target:
     raise Refused(
         f"{host}: {'; '.join(dict.fromkeys(reasons))} (ICEHOOK_ALLOWED_WEBHOOK_NETS can admit it)"
     )
+
+
+async def _addresses_of(host: str, port: int) -> list[IpAddress]:
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise Refused(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
+    return [ipaddress.ip_address(str(sockaddr[0]).split("%")[0]) for *_, sockaddr in infos]
 
 
 # -- delivery ---------------------------------------------------------------------------------
@@ -437,7 +444,9 @@ async def record(
         status = DeliveryStatus.DELIVERED
         values |= {"delivered_at": sa.func.now()}
         await session.execute(
-            sa.update(subscriptions).where(subscription).values(failing_since=None)
+            sa.update(subscriptions)
+            .where(subscription, subscriptions.c.failing_since.is_not(None))
+            .values(failing_since=None)
         )
     elif attempt.status_code == 410:
         status = DeliveryStatus.DEAD

@@ -53,6 +53,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Latency from an ICE callback to the webhook it causes, at a fixed rate.",
     )
     parser.add_argument("--server-url", default=common.DEFAULT_SERVER_URL)
+    parser.add_argument(
+        "--database-url", help="use this (migrated or empty) database as is, and keep it"
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="callbacks a second")
     parser.add_argument("--seconds", type=float, default=20.0, help="of the open loop")
     parser.add_argument("--submit-qps", type=float, default=1000.0, help="ICE's is 30")
@@ -116,7 +119,7 @@ async def run(args: argparse.Namespace) -> None:
         callback_drop_rate=1.0,
     )
     async with (
-        common.database(args.server_url, None) as database_url,
+        common.database(args.server_url, args.database_url) as database_url,
         common.processes("icehook-bench-delivery") as procs,
         serve(create_simulator_app(sim_settings)) as sim_url,
         serve(receiving) as receiver_url,

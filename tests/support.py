@@ -33,7 +33,10 @@ from app.models import callbacks as callbacks_table
 async def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """Serve ``app`` (lifespan on) on ``port`` (default: a free one); yield its base URL."""
     # Bound here, before uvicorn starts, so the port is ours: no race for a "free" port.
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP given, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
+    # without it every small answer can wait 40 ms for a delayed ACK.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     port = sock.getsockname()[1]
