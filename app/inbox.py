@@ -422,7 +422,8 @@ async def process(rt: Runtime, limit: int = 32) -> int:
 
     Callbacks that need no ICE call (the job is already at or past what they report) are
     judged at once, in the transaction that leased their jobs; the jobs that need ICE are
-    then confirmed all at once, so each is worked on as soon as it is leased.
+    then confirmed all at once (``reconcile.confirm_all``: ICE asked about each, the answers
+    applied in one transaction), so each is worked on as soon as it is leased.
     """
     pending_jobs = sa.select(callbacks_table.c.job_id).where(
         callbacks_table.c.outcome == CallbackOutcome.PENDING
@@ -445,21 +446,24 @@ async def process(rt: Runtime, limit: int = 32) -> int:
             await _record_outcomes(session, [(work, work.statuses) for work in settled])
             await session.execute(release(*(work.job["id"] for work in settled)))
 
-    async def confirm(work: Work) -> None:
-        async def judge(session: AsyncSession, _: RowMapping, after: RowMapping) -> None:
-            if after["kind"] == JobKind.JOB:
-                statuses = {after["ice_job_id"]: JobStatus(after["status"])}
-            else:  # a batch's sub-jobs may have moved too
-                (current,) = await _load(session, [work.job["id"]], pending=False)
-                statuses = dict(current.statuses)
-            await _record_outcomes(session, [(work, statuses)])
+    by_id = {work.job["id"]: work for work in to_confirm}
 
+    async def judge(session: AsyncSession, before: RowMapping, after: RowMapping) -> None:
+        work = by_id[before["id"]]
+        if after["kind"] == JobKind.JOB:
+            statuses = {after["ice_job_id"]: JobStatus(after["status"])}
+        else:  # a batch's sub-jobs may have moved too
+            (current,) = await _load(session, [before["id"]], pending=False)
+            statuses = dict(current.statuses)
+        await _record_outcomes(session, [(work, statuses)])
+
+    if to_confirm:
         try:
-            await reconcile.confirm(rt, work.job["id"], EventSource.CALLBACK, after_apply=judge)
-        except Exception:  # the lease expires and another pass tries again
-            logger.exception("processing callbacks of job %s failed", work.job["id"])
-
-    await asyncio.gather(*(confirm(work) for work in to_confirm))
+            await reconcile.confirm_all(
+                rt, [work.job for work in to_confirm], EventSource.CALLBACK, after_apply=judge
+            )
+        except Exception:  # the leases expire and another pass tries again
+            logger.exception("processing callbacks of %d jobs failed", len(to_confirm))
     return len(ids)
 
 
@@ -469,9 +473,7 @@ async def _load(
     """The jobs ``ids`` with their statuses and (if ``pending``) their pending callbacks."""
     rows = (
         await session.execute(
-            sa.select(
-                jobs.c.id, jobs.c.batch_id, jobs.c.kind, jobs.c.status, jobs.c.ice_job_id
-            ).where(sa.or_(jobs.c.id.in_(ids), jobs.c.batch_id.in_(ids)))
+            sa.select(jobs).where(sa.or_(jobs.c.id.in_(ids), jobs.c.batch_id.in_(ids)))
         )
     ).mappings()
     by_id = {}

@@ -71,7 +71,9 @@ def event_type(kind: JobKind, status: JobStatus) -> str:
 
 async def lock_job(session: AsyncSession, job_id: uuid.UUID) -> RowMapping | None:
     """The job row, locked until the caller's transaction ends."""
-    result = await session.execute(sa.select(jobs).where(jobs.c.id == job_id).with_for_update())
+    result = await session.execute(
+        sa.select(jobs).where(jobs.c.id == job_id).with_for_update(key_share=True)
+    )
     return result.mappings().one_or_none()
 
 

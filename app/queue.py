@@ -41,7 +41,7 @@ async def claim_jobs(
         sa.select(jobs.c.id)
         .where(due, free)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, key_share=True)
         .cte("picked")
     )
     result = await session.execute(

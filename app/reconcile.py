@@ -1,8 +1,8 @@
 """Confirming jobs with ICE, the source of truth: one job at a time, and the sweeper.
 
-``confirm`` asks ICE about one leased job (outside any transaction), then applies the
-answer in one short transaction through the state machine. Callbacks, the API's
-``/reconcile`` and the sweeper all end here.
+``confirm_all`` asks ICE about leased jobs (outside any transaction), then applies the
+answers in one short transaction through the state machine; ``confirm`` is the same for
+one job. Callbacks, the API's ``/reconcile`` and the sweeper all end here.
 
 The sweeper claims jobs that are not terminal and have not been heard from for
 ``ICEHOOK_SWEEP_AFTER_SECONDS``. When many are due it pages through ``List*`` (100 jobs a
@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import RowMapping
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import submission
+from app import db, submission
 from app.errors import IceError
 from app.ice import BatchJob, MediaProducingJob, RateLimiter
-from app.jobs import lock_job, record_status, status_from_ice
+from app.jobs import record_status, status_from_ice
 from app.models import TERMINAL_STATUSES, EventSource, JobKind, JobStatus, jobs
 from app.queue import claim_jobs
 
@@ -119,7 +120,9 @@ async def _apply_sub_job(
     row = (
         (
             await session.execute(
-                sa.select(jobs).where(jobs.c.ice_job_id == sub.job_id).with_for_update()
+                sa.select(jobs)
+                .where(jobs.c.ice_job_id == sub.job_id)
+                .with_for_update(key_share=True)
             )
         )
         .mappings()
@@ -153,48 +156,144 @@ async def confirm(
     ``answer`` is ICE's word when the caller already has it (the sweeper's List pages).
     Returns the job as it is now, or None if it no longer exists.
     """
-    logger.info("confirm start job=%s source=%s", job_id, source.value)
     async with rt.sessionmaker() as session:
         job = (await session.execute(sa.select(jobs).where(jobs.c.id == job_id))).mappings().one()
-    failure: IceError | None = None
-    if answer is None:
+    answers = {job["ice_job_id"]: answer} if answer is not None else {}
+    (after,) = await confirm_all(rt, [job], source, answers=answers, after_apply=after_apply)
+    return after
+
+
+async def confirm_all(
+    rt: Runtime,
+    leased: Sequence[RowMapping],
+    source: EventSource,
+    *,
+    answers: Mapping[str, Answer] | None = None,
+    before_asking: Callable[[], Awaitable[None]] | None = None,
+    after_apply: AfterApply | None = None,
+) -> list[RowMapping | None]:
+    """Confirm jobs that the caller has leased (their rows), and release the leases.
+
+    ICE is asked about every job at once, outside any transaction (``answers``: ICE's word
+    already known, by ICE JobId; ``before_asking`` is awaited before each question, e.g. a
+    rate limit). Then every answer is applied in one transaction. If that fails, each job is
+    tried again in a transaction of its own, so one bad job holds up no other. Returns the
+    jobs as they are now, in order (None: a job that no longer exists, or failed again).
+    """
+    known = answers or {}
+
+    async def ask(job: RowMapping) -> tuple[Answer | None, bool]:
+        logger.info("confirm start job=%s source=%s", job["id"], source.value)
+        if job["ice_job_id"] in known and job["status"] != JobStatus.SUBMITTING:
+            return known[job["ice_job_id"]], True
+        if before_asking is not None:
+            await before_asking()
         try:
-            answer = await fetch_answer(rt, job)
+            return await fetch_answer(rt, job), True
         except IceError as exc:
-            logger.warning("could not confirm job %s with ICE: %s", job_id, exc)
-            failure = exc
-    async with rt.sessionmaker.begin() as session:
-        before = await lock_job(session, job_id)
+            logger.warning("could not confirm job %s with ICE: %s", job["id"], exc)
+            return None, False
+
+    heard = await asyncio.gather(*(ask(job) for job in leased))
+    try:
+        async with rt.sessionmaker.begin() as session:
+            return await _apply_all(session, rt, leased, heard, source, after_apply)
+    except Exception:
+        if len(leased) == 1:
+            raise
+        logger.exception("confirming %d jobs together failed; trying each alone", len(leased))
+    results: list[RowMapping | None] = []
+    for job, one in zip(leased, heard, strict=True):
+        try:
+            async with rt.sessionmaker.begin() as session:
+                results += await _apply_all(session, rt, [job], [one], source, after_apply)
+        except Exception:  # its lease expires and it is confirmed again later
+            logger.exception("confirming job %s failed", job["id"])
+            results.append(None)
+    return results
+
+
+async def _apply_all(
+    session: AsyncSession,
+    rt: Runtime,
+    leased: Sequence[RowMapping],
+    heard: Sequence[tuple[Answer | None, bool]],
+    source: EventSource,
+    after_apply: AfterApply | None,
+) -> list[RowMapping | None]:
+    ids = [job["id"] for job in leased]
+    locked = {
+        row["id"]: row
+        for row in (
+            await session.execute(
+                sa.select(jobs)
+                .where(jobs.c.id.in_(ids))
+                .order_by(jobs.c.id)
+                # FOR NO KEY UPDATE (key_share=True): callbacks being stored for these jobs
+                # (their foreign keys take KEY SHARE locks, several jobs in one statement)
+                # never wait on it, so holding many job locks cannot deadlock with the intake.
+                .with_for_update(key_share=True)
+            )
+        ).mappings()
+    }
+    results: list[RowMapping | None] = []
+    schedules = []
+    for job_id, (answer, answered) in zip(ids, heard, strict=True):
+        before = locked.get(job_id)
         if before is None:
             logger.info("confirm end job=%s status=gone", job_id)
-            return None
+            results.append(None)
+            continue
         after = before
         if answer is not None:
             after = await apply_answer(session, before, answer, source)
         if after_apply is not None:
             await after_apply(session, before, after)
-        await session.execute(
-            sa.update(jobs)
-            .where(jobs.c.id == job_id)
-            .values(_schedule(rt, after, heard=failure is None))
-        )
-        # Logged before the commit releases the lease, so the logs never show two overlap.
-        logger.info("confirm end job=%s status=%s", job_id, after["status"])
-    return after
+        schedules.append({"id": job_id, **_schedule(rt, after, heard=answered)})
+        results.append(after)
+    if schedules:
+        await session.execute(SCHEDULE, SCHEDULES.bind(schedules))
+    for job_id, now in zip(ids, results, strict=True):
+        if now is not None:
+            # Logged before the commit releases the lease, so the logs never show two overlap.
+            logger.info("confirm end job=%s status=%s", job_id, now["status"])
+    return results
+
+
+# When each job is looked at again (``_schedule``), for many jobs in one statement.
+SCHEDULES = db.RowsParameter(
+    "schedules",
+    {
+        "id": UUID(as_uuid=True),
+        "check_at": sa.DateTime(timezone=True),
+        "check_count": sa.Integer(),
+        "heard_at": sa.DateTime(timezone=True),
+    },
+)
+SCHEDULE = (
+    sa.update(jobs)
+    .where(jobs.c.id == SCHEDULES.table.c.id)
+    .values(
+        lease_until=None,
+        check_at=SCHEDULES.table.c.check_at,
+        check_count=SCHEDULES.table.c.check_count,
+        heard_at=sa.func.coalesce(SCHEDULES.table.c.heard_at, jobs.c.heard_at),
+    )
+)
 
 
 def _schedule(rt: Runtime, job: RowMapping, *, heard: bool) -> dict[str, Any]:
-    """When to look again: after the sweep interval, or with backoff after a failure."""
-    values: dict[str, Any] = {"lease_until": None}
+    """When to look again (``SCHEDULES``): after the sweep interval, or with backoff after a
+    failure; never, once final."""
     if job["status"] in TERMINAL_STATUSES:
-        return values | {"check_at": None, "check_count": 0}
+        return {"check_at": None, "check_count": 0, "heard_at": None}
     base = timedelta(seconds=rt.settings.sweep_after_seconds)
     now = datetime.now(UTC)
     if heard:
-        return values | {"heard_at": now, "check_at": now + base, "check_count": 0}
+        return {"check_at": now + base, "check_count": 0, "heard_at": now}
     count = job["check_count"] + 1
     delay = min(base * 2**count, MAX_BACKOFF) * random.uniform(0.8, 1.2)  # noqa: S311
-    return values | {"check_at": now + delay, "check_count": count}
+    return {"check_at": now + delay, "check_count": count, "heard_at": None}
 
 
 # -- the sweeper ------------------------------------------------------------------------------
@@ -240,15 +339,6 @@ class Sweeper:
         listed = await self._list_answers(due)
         checked = 0
 
-        async def one(row: RowMapping) -> None:
-            answer = listed.get(row["ice_job_id"])
-            if answer is None:
-                await self.budget.wait()
-            try:
-                await confirm(self.rt, row["id"], EventSource.SWEEP, answer=answer)
-            except Exception:  # its lease expires; a later pass tries again
-                logger.exception("sweeping job %s failed", row["id"])
-
         while checked < len(due):
             async with self.rt.sessionmaker.begin() as session:
                 ids = await claim_jobs(
@@ -261,7 +351,16 @@ class Sweeper:
                     .mappings()
                     .all()
                 )
-            await asyncio.gather(*(one(row) for row in rows))
+            try:
+                await confirm_all(
+                    self.rt,
+                    rows,
+                    EventSource.SWEEP,
+                    answers=listed,
+                    before_asking=self.budget.wait,
+                )
+            except Exception:  # their leases expire; a later pass tries again
+                logger.exception("sweeping %d jobs failed", len(rows))
             checked += len(rows)
         return checked
 

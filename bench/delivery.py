@@ -59,10 +59,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=200.0, help="callbacks a second")
     parser.add_argument("--seconds", type=float, default=20.0, help="of the open loop")
     parser.add_argument("--submit-qps", type=float, default=1000.0, help="ICE's is 30")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="icehook worker processes beside serve"
+    )
     parser.add_argument("--no-record", action="store_true", help="print the results only")
     args = parser.parse_args(argv)
-    if not (1 <= args.rate <= 2000 and 1 <= args.seconds <= 300):
-        parser.error("--rate 1-2000, --seconds 1-300")
+    if not (1 <= args.rate <= 2000 and 1 <= args.seconds <= 300 and 0 <= args.workers <= 8):
+        parser.error("--rate 1-2000, --seconds 1-300, --workers 0-8")
     if args.rate * args.seconds > 50_000:
         parser.error("--rate x --seconds (jobs submitted) at most 50000")
     return args
@@ -138,6 +141,8 @@ async def run(args: argparse.Namespace) -> None:
         )
         await procs.start("icehook", common.icehook("serve", "--port", str(port)), env)
         await common.wait_http(f"{api_url}/readyz")
+        for n in range(args.workers):
+            await procs.start(f"worker-{n + 1}", common.icehook("worker"), env)
         async with httpx.AsyncClient(
             base_url=api_url,
             headers={"authorization": f"Bearer {common.API_KEY}"},
@@ -215,7 +220,12 @@ def results(
     p99 = common.percentile(latencies, 99) * 1000
     return {
         "facts": facts,
-        "settings": {"rate": args.rate, "seconds": args.seconds, "jobs": count},
+        "settings": {
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "jobs": count,
+            "worker_processes": args.workers,
+        },
         "baseline_one_hop": {
             "p50_ms": round(hop.p50_ms, 1),
             "p99_ms": round(hop.p99_ms, 1),
