@@ -401,3 +401,100 @@ async def test_a_subscription_failing_for_too_long_is_disabled_and_a_success_cle
         row = (await session.execute(sa.select(subscriptions))).mappings().one()
         assert not row["enabled"]
         assert "every delivery has failed since" in row["disabled_reason"]
+
+
+# -- the API ----------------------------------------------------------------------------------
+
+
+async def test_subscriptions_are_validated_listed_changed_and_deleted(database_url: str) -> None:
+    async with receiver() as r, stack(database_url, job_seconds=60) as s:
+        for body, field in (
+            ({"event_types": ["*"]}, "url"),
+            ({"url": "ftp://example.com/x", "event_types": ["*"]}, "url"),
+            ({"url": "https://user:pw@example.com/x", "event_types": ["*"]}, "url"),
+            ({"url": r.url, "event_types": []}, "event_types"),
+            ({"url": r.url, "event_types": ["job.done"]}, "event_types"),
+            ({"url": r.url, "event_types": ["*"], "secret": "mine"}, "secret"),
+        ):
+            answer = await s.api.post("/v1/subscriptions", json=body)
+            assert answer.status_code == 422, body
+            assert answer.json()["error"]["field"] == field
+        created = await subscribe(s, r, description="orders")
+        url = f"/v1/subscriptions/{created['id']}"
+        listed = (await s.api.get("/v1/subscriptions")).json()["items"]
+        assert [item["id"] for item in listed] == [created["id"]]
+        assert all("secret" not in item for item in [*listed, (await s.api.get(url)).json()])
+        await s.api.patch(url, json={"enabled": False})
+        changed = await s.api.patch(url, json={"event_types": ["batch.*"], "enabled": True})
+        assert changed.status_code == 200, changed.text
+        assert (changed.json()["event_types"], changed.json()["enabled"]) == (["batch.*"], True)
+        assert (await s.api.delete(url)).status_code == 204
+        assert (await s.api.get(url)).status_code == 404
+        assert (await s.api.get("/v1/subscriptions")).json()["items"] == []
+        assert (await s.api.get("/v1/subscriptions/not-an-id")).status_code == 404
+
+
+async def test_a_replay_sends_recorded_events_even_from_before_the_subscription(
+    database_url: str,
+) -> None:
+    async with receiver() as r, stack(database_url, job_seconds=0.3) as s:
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        job = await s.submit(ProjectId="p-early")
+        await eventually(lambda: finished(s, job))
+        subscription = await subscribe(s, r)
+        await asyncio.sleep(0.5)
+        assert r.requests == [], "events from before it existed are not sent by themselves"
+        url = f"/v1/subscriptions/{subscription['id']}/replay"
+        bad = await s.api.post(url, json={"since": "yesterday"})
+        assert bad.status_code == 422
+        replayed = await s.api.post(url, json={"since": since.isoformat()})
+        assert replayed.status_code == 202, replayed.text
+        expected = await recorded_events(s, job)
+        assert replayed.json() == {"replayed": len(expected[job["id"]])}
+        await eventually(lambda: _delivered(r, len(expected[job["id"]])))
+        assert events_by_job(r) == expected
+
+
+async def test_deliveries_are_listed_by_filter_newest_first_a_page_at_a_time(
+    database_url: str,
+) -> None:
+    async with receiver() as r, stack(database_url, job_seconds=0.3) as s:
+        subscription = await subscribe(s, r)
+        jobs = [await s.submit(ProjectId=f"p-{n}") for n in range(3)]
+        await eventually(lambda: _finished_all(s, jobs))
+        expected = await recorded_events(s, *jobs)
+        total = sum(map(len, expected.values()))
+        await eventually(lambda: _delivered(r, total))
+
+        async def listed(**params: Any) -> list[dict[str, Any]]:
+            items: list[dict[str, Any]] = []
+            cursor = None
+            while True:
+                page = await s.api.get(
+                    "/v1/deliveries",
+                    params={**params, "limit": 2, **({"cursor": cursor} if cursor else {})},
+                )
+                assert page.status_code == 200, page.text
+                items += page.json()["items"]
+                cursor = page.json()["next_cursor"]
+                if cursor is None:
+                    return items
+
+        everything = await listed()
+        assert len(everything) == total
+        assert [d["id"] for d in everything] == sorted((d["id"] for d in everything), reverse=True)
+        assert {d["status"] for d in everything} == {"delivered"}
+        mine = await listed(job_id=jobs[0]["id"])
+        assert [d["event_type"] for d in reversed(mine)] == expected[jobs[0]["id"]]
+        assert await listed(subscription_id=subscription["id"], status="delivered") == everything
+        assert await listed(status="dead") == []
+        submitted = await listed(event_type="job.submitted")
+        assert {d["job_id"] for d in submitted} == {job["id"] for job in jobs}
+        for params in (
+            {"status": "lost"},
+            {"job_id": "x"},
+            {"event_type": "job.*"},
+            {"cursor": "zz"},
+        ):
+            assert (await s.api.get("/v1/deliveries", params=params)).status_code == 422
+        assert (await s.api.get("/v1/deliveries/999999")).status_code == 404
