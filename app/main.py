@@ -48,7 +48,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     waker = Waker()
     intake = Intake(engine, waker)
     try:
-        async with httpx.AsyncClient(follow_redirects=False) as http:
+        # As many kept-alive connections as a worker pass makes ICE calls at once (32): with
+        # httpx's default of 20, every busy pass closed and reopened a dozen connections.
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        async with httpx.AsyncClient(follow_redirects=False, limits=limits) as http:
             yield Runtime(
                 settings=settings,
                 engine=engine,

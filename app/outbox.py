@@ -507,7 +507,10 @@ class Deliverer:
         self.client = httpx.AsyncClient(
             follow_redirects=False,
             trust_env=False,  # a proxy would reach addresses the checks never saw
-            limits=httpx.Limits(max_connections=rt.settings.delivery_concurrency),
+            limits=httpx.Limits(
+                max_connections=rt.settings.delivery_concurrency,
+                max_keepalive_connections=rt.settings.delivery_concurrency,
+            ),
         )
         self._in_flight: set[asyncio.Task[None]] = set()
 
