@@ -246,7 +246,9 @@ class IceClient:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached ICE: always safe to try again.
             raise IceError(0, "ConnectionFailed", f"{type(exc).__name__}: {exc}") from None
-        except httpx.TransportError as exc:
+        # AttributeError: anyio asks a connection ICE has just dropped for its peer, and
+        # uvloop no longer has its socket (uvloop#560).
+        except (httpx.TransportError, AttributeError) as exc:
             # Sent, perhaps received: the outcome is unknown.
             raise IceError(0, "NoAnswer", f"{type(exc).__name__}: {exc}") from None
         return _answer(response)

@@ -405,7 +405,9 @@ async def send(
                 excerpt += chunk
                 if len(excerpt) >= EXCERPT_BYTES:
                     break
-    except httpx.HTTPError as exc:
+    # AttributeError: anyio asks a connection the subscriber has just dropped for its peer,
+    # and uvloop no longer has its socket (uvloop#560).
+    except (httpx.HTTPError, AttributeError) as exc:
         return Attempt(latency_ms=elapsed(), error=f"{type(exc).__name__}: {exc}"[:500])
     return Attempt(
         status_code=response.status_code,

@@ -298,9 +298,17 @@ async def test_a_failed_request_is_an_attempt_with_its_error() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectTimeout("timed out", request=request)
 
+    def dropped(request: httpx.Request) -> httpx.Response:
+        # What anyio raises on uvloop when the peer has just dropped the connection.
+        raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
         attempt = await outbox.send(client, a_delivery(), LOOPBACK, datetime.now(UTC))
         refused = await outbox.send(client, a_delivery(), Settings(), datetime.now(UTC))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(dropped)) as client:
+        lost = await outbox.send(client, a_delivery(), LOOPBACK, datetime.now(UTC))
+    assert lost.error is not None
+    assert lost.error.startswith("AttributeError")
     assert attempt.status_code is None
     assert attempt.error is not None
     assert attempt.error.startswith("ConnectTimeout")

@@ -377,7 +377,9 @@ class CallbackDispatcher:
                     response = await client.send(request, stream=True)
             except TimeoutError:
                 error = f"no answer within {ANSWER_TIMEOUT_SECONDS:g} s"
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            # AttributeError: anyio asks a connection the receiver has just dropped for its
+            # peer, and uvloop no longer has its socket (uvloop#560). A failed attempt too.
+            except (httpx.HTTPError, httpx.InvalidURL, AttributeError) as exc:
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             duration_ms = round((time.perf_counter() - started) * 1000, 1)
             status = None if response is None else response.status_code
