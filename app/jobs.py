@@ -3,7 +3,7 @@
 ``record_status`` is the only writer of a job's status. It moves a job forward only, writes
 the job row, its event, its outbox message and that message's deliveries (one per
 subscription that wants it, ``outbox.fan_out``) together, and never commits: the caller's
-transaction (opened at an edge: an HTTP handler or one worker step) commits all three or
+transaction (opened at an edge: an HTTP handler or one worker step) commits all of them or
 none. The caller holds the job's row lock (``lock_job``), so two observations of one job
 never interleave.
 
