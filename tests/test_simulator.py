@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import random
 import re
 import time
 import uuid
@@ -29,6 +30,7 @@ from starlette.routing import Route
 from app.errors import ConfigError
 from app.signing import canonical_query, percent_encode, sign_v2, sign_v3, v2_params, v3_headers
 from app.simulator import SimulatorSettings, create_simulator_app
+from app.simulator import callbacks as callbacks_module
 from app.simulator.callbacks import MAX_IN_FLIGHT_PER_RECEIVER
 from app.simulator.state import FAILURES
 from tests.support import serve
@@ -1155,3 +1157,39 @@ async def test_stats_count_accepted_rpc_calls_by_action(ice: Ice) -> None:
             "SubmitMediaProducingJob": 2,
         }
     }
+
+
+async def test_a_connection_dropped_under_the_http_client_is_a_failed_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """anyio on uvloop raises AttributeError for a connection the receiver has just
+    dropped; that attempt fails and the next one is made, as for any other failure."""
+    monkeypatch.setattr(callbacks_module, "RETRY_PAUSE_SECONDS", 0.01)
+    answers = iter([AttributeError("'NoneType' object has no attribute 'getpeername'")])
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        failure = next(answers, None)
+        if failure is not None:
+            raise failure
+        return httpx.Response(200, stream=httpx.ByteStream(b"success"))
+
+    log = callbacks_module.CallbackLog()
+    settings = SimulatorSettings(access_keys={"ak": "sk"})
+    dispatcher = callbacks_module.CallbackDispatcher(
+        settings=lambda: settings, log=log, clock=time.time, rng=random.Random(1)
+    )
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as client:
+        dispatcher.start(client)
+        callback = callbacks_module.Callback(
+            "job-1", "ProduceMediaComplete", "Success", "http://receiver.test/cb", b"{}"
+        )
+        dispatcher.schedule(time.time(), callback)
+        async with asyncio.timeout(10):
+            while len(log.entries("job-1")) < 2:
+                await asyncio.sleep(0.01)
+        await dispatcher.aclose()
+    first, second = log.entries("job-1")
+    assert (first.attempt, first.response_status) == (1, None)
+    assert first.error is not None
+    assert first.error.startswith("AttributeError")
+    assert (second.attempt, second.response_status, second.error) == (2, 200, None)
