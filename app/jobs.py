@@ -106,38 +106,43 @@ async def record_status(
         .mappings()
         .one()
     )
-    event = (
-        await session.execute(
-            sa.insert(job_events)
-            .values(
-                job_id=job["id"],
-                from_status=current,
-                to_status=to_status,
-                source=source,
-                payload=dict(payload) if payload is not None else None,
-            )
-            .returning(job_events.c.id, job_events.c.created_at)
-        )
-    ).one()
+    # The event, its outbox message and the message's deliveries in one statement. The
+    # message's timestamp is the event's created_at: both are now(), this transaction's time.
     kind = JobKind(row["kind"])
-    message_id = (
-        await session.execute(
-            sa.insert(outbox)
-            .values(
-                event_id=f"msg_{uuid.uuid4().hex}",
-                job_id=job["id"],
-                job_event_id=event.id,
-                event_type=event_type(kind, to_status),
-                payload={
-                    "type": event_type(kind, to_status),
-                    "timestamp": event.created_at.isoformat(),
-                    "data": job_resource(row),
-                },
-            )
-            .returning(outbox.c.id)
+    event_type_ = event_type(kind, to_status)
+    event = (
+        sa.insert(job_events)
+        .values(
+            job_id=job["id"],
+            from_status=current,
+            to_status=to_status,
+            source=source,
+            payload=dict(payload) if payload is not None else None,
         )
-    ).scalar_one()
-    await fan_out(
-        session, message_id=message_id, job_id=job["id"], event_type=event_type(kind, to_status)
+        .returning(job_events.c.id)
+        .cte("event")
     )
+    message = (
+        sa.insert(outbox)
+        .from_select(
+            ["event_id", "job_id", "job_event_id", "event_type", "payload"],
+            sa.select(
+                sa.literal(f"msg_{uuid.uuid4().hex}", sa.Text),
+                sa.literal(job["id"], outbox.c.job_id.type),
+                event.c.id,
+                sa.literal(event_type_, sa.Text),
+                sa.literal(
+                    {
+                        "type": event_type_,
+                        "timestamp": row["updated_at"].isoformat(),
+                        "data": job_resource(row),
+                    },
+                    outbox.c.payload.type,
+                ),
+            ),
+        )
+        .returning(outbox.c.id)
+        .cte("message")
+    )
+    await session.execute(fan_out(message, job_id=job["id"], event_type=event_type_))
     return row

@@ -99,31 +99,32 @@ def wants(
 # -- events and subscriptions -----------------------------------------------------------------
 
 
-async def fan_out(
-    session: AsyncSession, *, message_id: int, job_id: uuid.UUID, event_type: str
-) -> None:
-    """One delivery of message ``message_id`` to each enabled subscription that wants it
-    (in the caller's transaction); the workers are woken when it commits."""
-    created = await session.execute(
+def fan_out(message: sa.CTE, *, job_id: uuid.UUID, event_type: str) -> sa.Select[Any]:
+    """The statement that ends writing a message (``message``: the CTE inserting it, which
+    returns its ``id``): one delivery to each enabled subscription that wants it, and a
+    wake-up for the workers when the transaction commits if there is any."""
+    fanned = (
         insert(deliveries)
         .from_select(
             ["message_id", "subscription_id", "job_id", "event_type", "status"],
             sa.select(
-                sa.literal(message_id, sa.BigInteger),
+                message.c.id,
                 subscriptions.c.id,
                 sa.literal(job_id, deliveries.c.job_id.type),
                 sa.literal(event_type, sa.Text),
                 sa.literal(DeliveryStatus.PENDING.value, sa.Text),
-            ).where(
+            )
+            .select_from(message.join(subscriptions, sa.true()))  # the message is one row
+            .where(
                 subscriptions.c.enabled,
                 subscriptions.c.deleted_at.is_(None),
                 wants(subscriptions.c.event_types, sa.literal(event_type, sa.Text)),
             ),
         )
         .returning(deliveries.c.id)
+        .cte("fanned")
     )
-    if created.first() is not None:
-        await session.execute(sa.select(wake_workers()))
+    return sa.select(wake_workers()).where(sa.exists(sa.select(fanned.c.id)))
 
 
 def new_secret() -> str:
@@ -425,16 +426,19 @@ async def record(
     settings: Settings,
     rng: random.Random,
 ) -> DeliveryStatus:
-    """Log ``attempt`` and settle what it means for the delivery and its subscription."""
-    await session.execute(
-        sa.insert(delivery_attempts).values(
-            delivery_id=delivery["id"],
-            status_code=attempt.status_code,
-            latency_ms=attempt.latency_ms,
-            error=attempt.error,
-            response_excerpt=attempt.excerpt,
-        )
+    """Log ``attempt`` and settle what it means for the delivery and its subscription.
+
+    A success is one statement (the attempt, the delivery, and the subscription if it was
+    failing); a failure also looks at how long the subscription has been failing.
+    """
+    logged = sa.insert(delivery_attempts).values(
+        delivery_id=delivery["id"],
+        status_code=attempt.status_code,
+        latency_ms=attempt.latency_ms,
+        error=attempt.error,
+        response_excerpt=attempt.excerpt,
     )
+    written = [logged.cte("logged")]
     subscription = subscriptions.c.id == delivery["subscription_id"]
     values: dict[str, Any] = {
         "attempts": deliveries.c.attempts + 1,
@@ -445,11 +449,12 @@ async def record(
     if attempt.delivered:
         status = DeliveryStatus.DELIVERED
         values |= {"delivered_at": sa.func.now()}
-        await session.execute(
+        recovered = (
             sa.update(subscriptions)
             .where(subscription, subscriptions.c.failing_since.is_not(None))
             .values(failing_since=None)
         )
+        written.append(recovered.cte("recovered"))
     elif attempt.status_code == 410:
         status = DeliveryStatus.DEAD
         await _disable(session, subscription, "the endpoint answered 410 Gone")
@@ -465,6 +470,7 @@ async def record(
         sa.update(deliveries)
         .where(deliveries.c.id == delivery["id"], deliveries.c.status == DeliveryStatus.PENDING)
         .values(values | {"status": status})
+        .add_cte(*written)  # PostgreSQL runs a data-modifying WITH even if nothing reads it
     )
     return status
 

@@ -154,6 +154,8 @@ async def test_a_subscriber_that_always_fails_ends_dead_and_a_manual_retry_deliv
 
         await eventually(delivered)
         assert {d.webhook_id for d in r.requests} == {delivery["event_id"]}
+        log = (await s.api.get(f"/v1/deliveries/{delivery['id']}")).json()["attempt_log"]
+        assert [a["status_code"] for a in log] == [500] * 4 + [200]
 
 
 async def _nonempty(items: Any) -> bool:
@@ -336,14 +338,13 @@ async def two_events(sessionmaker: async_sessionmaker[AsyncSession]) -> uuid.UUI
             sa.insert(jobs).values(id=job_id, kind="job", status="processing", ice_job_id="j")
         )
         for n, kind in enumerate(("job.processing", "job.succeeded")):
-            message_id = (
-                await session.execute(
-                    sa.insert(messages)
-                    .values(event_id=f"msg_{n}", job_id=job_id, event_type=kind, payload={})
-                    .returning(messages.c.id)
-                )
-            ).scalar_one()
-            await outbox.fan_out(session, message_id=message_id, job_id=job_id, event_type=kind)
+            message = (
+                sa.insert(messages)
+                .values(event_id=f"msg_{n}", job_id=job_id, event_type=kind, payload={})
+                .returning(messages.c.id)
+                .cte("message")
+            )
+            await session.execute(outbox.fan_out(message, job_id=job_id, event_type=kind))
     return subscription_id
 
 
