@@ -248,15 +248,12 @@ async def reconcile_job(request: Request) -> JSONResponse:
 
 async def list_jobs(request: Request) -> JSONResponse:
     query = schemas.parse_job_query(request.query_params)
-    conditions = []
-    for column, value in (
+    conditions = _equal(
         (jobs.c.status, query.status),
         (jobs.c.ice_job_id, query.ice_job_id),
         (jobs.c.project_id, query.project_id),
         (jobs.c.batch_id, query.batch_id),
-    ):
-        if value is not None:
-            conditions.append(column == value)
+    )
     if query.created_after is not None:
         conditions.append(jobs.c.created_at >= query.created_after)
     if query.created_before is not None:
@@ -264,21 +261,37 @@ async def list_jobs(request: Request) -> JSONResponse:
     if query.cursor is not None:
         conditions.append(sa.tuple_(jobs.c.created_at, jobs.c.id) < sa.tuple_(*query.cursor))
     statement = (
-        sa.select(jobs)
-        .where(*conditions)
-        .order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
-        .limit(query.limit + 1)
+        sa.select(jobs).where(*conditions).order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
     )
+    return await _page(
+        request,
+        statement,
+        query.limit,
+        schemas.job_resource,
+        lambda last: schemas.encode_cursor(last["created_at"], last["id"]),
+    )
+
+
+def _equal(*pairs: tuple[sa.ColumnElement[Any], object]) -> list[sa.ColumnElement[bool]]:
+    """A list query's equality filters: one condition per value that was given."""
+    return [column == value for column, value in pairs if value is not None]
+
+
+async def _page(
+    request: Request,
+    statement: sa.Select[Any],
+    limit: int,
+    resource: Callable[[RowMapping], dict[str, Any]],
+    cursor_of: Callable[[RowMapping], str],
+) -> JSONResponse:
+    """``limit`` rows of ``statement`` (ordered newest first) and the cursor to the next."""
     async with runtime(request).sessionmaker() as session:
-        rows = (await session.execute(statement)).mappings().all()
-    page = rows[: query.limit]
-    more = len(rows) > query.limit
+        rows = (await session.execute(statement.limit(limit + 1))).mappings().all()
+    page = rows[:limit]
     return JSONResponse(
         {
-            "items": [schemas.job_resource(r) for r in page],
-            "next_cursor": (
-                schemas.encode_cursor(page[-1]["created_at"], page[-1]["id"]) if more else None
-            ),
+            "items": [resource(row) for row in page],
+            "next_cursor": cursor_of(page[-1]) if len(rows) > limit else None,
         }
     )
 
@@ -471,15 +484,12 @@ def _delivery_id(request: Request) -> int:
 
 async def list_deliveries(request: Request) -> JSONResponse:
     query = schemas.parse_delivery_query(request.query_params)
-    conditions = []
-    for column, value in (
+    conditions = _equal(
         (deliveries.c.status, query.status),
         (deliveries.c.subscription_id, query.subscription_id),
         (deliveries.c.job_id, query.job_id),
         (deliveries.c.event_type, query.event_type),
-    ):
-        if value is not None:
-            conditions.append(column == value)
+    )
     if query.before_id is not None:
         conditions.append(deliveries.c.id < query.before_id)
     statement = (
@@ -487,17 +497,13 @@ async def list_deliveries(request: Request) -> JSONResponse:
         .join(messages, messages.c.id == deliveries.c.message_id)
         .where(*conditions)
         .order_by(deliveries.c.id.desc())
-        .limit(query.limit + 1)
     )
-    async with runtime(request).sessionmaker() as session:
-        rows = (await session.execute(statement)).mappings().all()
-    page = rows[: query.limit]
-    more = len(rows) > query.limit
-    return JSONResponse(
-        {
-            "items": [schemas.delivery_resource(r) for r in page],
-            "next_cursor": schemas.encode_id_cursor(page[-1]["id"]) if more else None,
-        }
+    return await _page(
+        request,
+        statement,
+        query.limit,
+        schemas.delivery_resource,
+        lambda last: schemas.encode_id_cursor(last["id"]),
     )
 
 

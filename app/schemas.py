@@ -8,17 +8,18 @@ naming the field.
 from __future__ import annotations
 
 import base64
+import enum
 import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from app.errors import ValidationError
 from app.models import DeliveryStatus, JobKind, JobStatus
-from app.outbox import PATTERNS
+from app.outbox import EVENT_TYPES, PATTERNS
 
 # SubmitMediaProducingJob's parameters whose values are JSON documents.
 JOB_JSON_PARAMETERS = frozenset(
@@ -216,15 +217,13 @@ class JobQuery:
 
 
 def parse_job_query(params: Mapping[str, str]) -> JobQuery:
-    known = {"status", "ice_job_id", "project_id", "batch_id", "created_after", "created_before"}
-    for name in params:
-        if name not in known | {"limit", "cursor"}:
-            raise ValidationError(name, "is not a filter of /v1/jobs")
-    status = params.get("status")
-    if status is not None and status not in set(JobStatus):
-        raise ValidationError("status", f"must be one of {', '.join(JobStatus)}")
+    _refuse_unknown_filters(
+        params,
+        {"status", "ice_job_id", "project_id", "batch_id", "created_after", "created_before"},
+        "/v1/jobs",
+    )
     return JobQuery(
-        status=JobStatus(status) if status else None,
+        status=_choice(params, "status", JobStatus),
         ice_job_id=params.get("ice_job_id") or None,
         project_id=params.get("project_id") or None,
         batch_id=_uuid(params, "batch_id"),
@@ -233,6 +232,24 @@ def parse_job_query(params: Mapping[str, str]) -> JobQuery:
         limit=_limit(params.get("limit")),
         cursor=decode_cursor(params["cursor"]) if params.get("cursor") else None,
     )
+
+
+def _refuse_unknown_filters(params: Mapping[str, str], known: set[str], path: str) -> None:
+    for name in params:
+        if name not in known | {"limit", "cursor"}:
+            raise ValidationError(name, f"is not a filter of {path}")
+
+
+Choice = TypeVar("Choice", bound=enum.StrEnum)
+
+
+def _choice(params: Mapping[str, str], name: str, choices: type[Choice]) -> Choice | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if value not in set(choices):
+        raise ValidationError(name, f"must be one of {', '.join(choices)}")
+    return choices(value)
 
 
 def _uuid(params: Mapping[str, str], name: str) -> uuid.UUID | None:
@@ -406,19 +423,15 @@ class DeliveryQuery:
 
 
 def parse_delivery_query(params: Mapping[str, str]) -> DeliveryQuery:
-    known = {"status", "subscription_id", "job_id", "event_type"}
-    for name in params:
-        if name not in known | {"limit", "cursor"}:
-            raise ValidationError(name, "is not a filter of /v1/deliveries")
-    status = params.get("status")
-    if status is not None and status not in set(DeliveryStatus):
-        raise ValidationError("status", f"must be one of {', '.join(DeliveryStatus)}")
+    _refuse_unknown_filters(
+        params, {"status", "subscription_id", "job_id", "event_type"}, "/v1/deliveries"
+    )
     event_type = params.get("event_type") or None
-    if event_type is not None and event_type not in PATTERNS - {"*", "job.*", "batch.*"}:
+    if event_type is not None and event_type not in EVENT_TYPES:
         raise ValidationError("event_type", "is not an event type (e.g. job.succeeded)")
     cursor = params.get("cursor")
     return DeliveryQuery(
-        status=DeliveryStatus(status) if status else None,
+        status=_choice(params, "status", DeliveryStatus),
         subscription_id=_uuid(params, "subscription_id"),
         job_id=_uuid(params, "job_id"),
         event_type=event_type,

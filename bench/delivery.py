@@ -86,7 +86,6 @@ class Receiver:
         self.verifier: Webhook | None = None
         self.arrived: dict[str, float] = {}  # ICE JobId -> loop time
         self.refused = 0
-        self.hops = 0
 
     async def webhook(self, request: Request) -> Response:
         body = (await request.body()).decode()
@@ -101,7 +100,6 @@ class Receiver:
 
     async def hop(self, request: Request) -> Response:
         await request.body()
-        self.hops += 1
         return PlainTextResponse("ok")
 
 

@@ -36,7 +36,6 @@ class Receiver:
     url: str = ""
     secrets: list[str] = dataclasses.field(default_factory=list)  # verifiers to try
     status: int = 200  # what it answers next
-    headers: dict[str, str] = dataclasses.field(default_factory=dict)  # and with these
     hold: bool = False  # keep requests open until ``release`` is set
     release: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     arrived: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
@@ -59,7 +58,7 @@ class Receiver:
         self.requests.append(
             Delivery(headers.get("webhook-id", ""), headers, body, status, tuple(verified))
         )
-        return PlainTextResponse(f"answered {status}", status_code=status, headers=self.headers)
+        return PlainTextResponse(f"answered {status}", status_code=status)
 
     def delivered(self) -> list[dict[str, Any]]:
         """The events answered 2xx, in the order they arrived (each ``webhook-id`` once)."""

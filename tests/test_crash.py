@@ -95,20 +95,11 @@ async def test_serve_killed_with_sigkill_again_and_again_loses_nothing(
     procs: list[asyncio.subprocess.Process] = []
 
     async def start_serve() -> asyncio.subprocess.Process:
-        proc = await start_icehook_logged("serve", "--port", str(api_port), env=env, log=serve_log)
-        procs.append(proc)
-        await wait_ready(api_url)
-        return proc
+        return await start_ready(procs, "serve", api_port, env, serve_log)
 
     try:
         async with asyncio.timeout(240):  # a hang guard only
-            procs.append(
-                await start_icehook_logged(
-                    "simulator", "--port", str(sim_port), env=sim_env, log=sim_log
-                )
-            )
-            simulator = procs[-1]
-            await wait_ready(sim_url, "/_sim/settings")
+            simulator = await start_ready(procs, "simulator", sim_port, sim_env, sim_log)
             serve = await start_serve()
 
             async with (
@@ -307,19 +298,11 @@ async def test_a_delivery_cut_off_by_sigkill_is_sent_again_after_the_restart(
     procs: list[asyncio.subprocess.Process] = []
 
     async def start_serve() -> asyncio.subprocess.Process:
-        proc = await start_icehook_logged("serve", "--port", str(api_port), env=env, log=serve_log)
-        procs.append(proc)
-        await wait_ready(api_url)
-        return proc
+        return await start_ready(procs, "serve", api_port, env, serve_log)
 
     try:
         async with asyncio.timeout(120), receiver() as r:
-            procs.append(
-                await start_icehook_logged(
-                    "simulator", "--port", str(sim_port), env=sim_env, log=sim_log
-                )
-            )
-            await wait_ready(sim_url, "/_sim/settings")
+            await start_ready(procs, "simulator", sim_port, sim_env, sim_log)
             serve = await start_serve()
             async with httpx.AsyncClient(
                 base_url=api_url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=10
@@ -357,3 +340,18 @@ async def test_a_delivery_cut_off_by_sigkill_is_sent_again_after_the_restart(
             assert await stop(serve) == 0, f"see {serve_log}"
     finally:
         await kill_all(procs)
+
+
+async def start_ready(
+    procs: list[asyncio.subprocess.Process],
+    command: str,
+    port: int,
+    env: dict[str, str],
+    log: Path,
+) -> asyncio.subprocess.Process:
+    """Start ``icehook <command> --port <port>`` (kept in ``procs``), once it answers."""
+    proc = await start_icehook_logged(command, "--port", str(port), env=env, log=log)
+    procs.append(proc)
+    ready = "/_sim/settings" if command == "simulator" else "/readyz"
+    await wait_ready(f"http://127.0.0.1:{port}", ready)
+    return proc
