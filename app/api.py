@@ -45,7 +45,7 @@ from app.models import (
     subscriptions,
 )
 from app.models import outbox as messages
-from app.queue import claim_jobs, wake_workers
+from app.queue import DELIVERIES, claim_jobs, notify
 
 if TYPE_CHECKING:
     from app.main import Runtime
@@ -400,7 +400,7 @@ async def update_subscription(request: Request) -> JSONResponse:
             .one()
         )
         if values.get("enabled"):
-            await session.execute(sa.select(wake_workers()))  # its held deliveries resume
+            await session.execute(sa.select(notify(DELIVERIES)))  # its held deliveries resume
     return JSONResponse(schemas.subscription_resource(row))
 
 

@@ -15,9 +15,9 @@ import logging
 import os
 import subprocess
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -88,6 +88,58 @@ class RowsParameter:
 
     def _key(self, column: str) -> str:
         return f"{self.name}_{column}"
+
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class GroupCommit(Generic[Item, Result]):
+    """Writes items in group commits: ``submit`` queues an item and returns its result once
+    it is committed.
+
+    One writer at a time writes everything queued (up to ``max_batch``) with ``write``,
+    which commits many items in one transaction and returns their results in order. Under
+    load, items queue while the previous batch is being flushed, so one disk flush serves
+    many; alone, an item is written at once. If a batch fails, its items are written one
+    by one, so that one bad item fails only its own ``submit``.
+    """
+
+    def __init__(
+        self, write: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]], max_batch: int
+    ) -> None:
+        self.write = write
+        self.max_batch = max_batch
+        self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> Result:
+        done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued())
+        return await done
+
+    async def _write_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            await self._write(batch)
+
+    async def _write(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            results = await self.write([item for item, _ in batch])
+        except Exception as exc:
+            if len(batch) > 1:
+                for one in batch:
+                    await self._write([one])
+                return
+            _, done = batch[0]
+            if not done.done():
+                done.set_exception(exc)
+            return
+        for (_, done), result in zip(batch, results, strict=True):
+            if not done.done():
+                done.set_result(result)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

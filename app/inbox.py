@@ -23,7 +23,6 @@ are never pending at all.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -45,7 +44,7 @@ from app.errors import SignatureError
 from app.jobs import RANK, status_from_ice
 from app.models import TERMINAL_STATUSES, CallbackOutcome, EventSource, JobKind, JobStatus, jobs
 from app.models import callbacks as callbacks_table
-from app.queue import Waker, claim_jobs, release, wake_workers
+from app.queue import WORK, Waker, claim_jobs, notify, release
 from app.signing import verify_callback
 from app.submission import callback_url, token_hash
 
@@ -175,7 +174,7 @@ def _store_statement() -> sa.Select[
         .cte("stored")
     )
     woken = (
-        sa.select(wake_workers().label("notified"))
+        sa.select(notify(WORK).label("notified"))
         .where(sa.exists().where(stored.c.outcome == CallbackOutcome.PENDING.value))
         .cte("woken")
     )
@@ -214,14 +213,8 @@ async def accept_callback(
 
 
 class Intake:
-    """Stores received callbacks in group commits.
-
-    ``store`` queues a callback and returns once it is committed. One writer at a time
-    stores everything queued (up to ``MAX_BATCH``) with one statement (``STORE``), so in
-    one transaction. Under load, callbacks queue while the previous commit is being
-    flushed, so one disk flush serves many; alone, a callback is written at once. If a
-    batch fails, its callbacks are written one by one, so that one bad callback fails only
-    its own request.
+    """Stores received callbacks in group commits (``db.GroupCommit``), all of a batch with
+    one statement (``STORE``).
 
     The writer keeps one connection of the pool for itself (taking a connection from the
     pool costs more CPU than the statement); a lost connection is replaced, and the
@@ -235,8 +228,7 @@ class Intake:
     def __init__(self, engine: AsyncEngine, waker: Waker) -> None:
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.waker = waker
-        self._queue: list[tuple[Received, asyncio.Future[uuid.UUID | None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._commits = db.GroupCommit(self._insert, MAX_BATCH)
         self._conn: AsyncConnection | None = None
         self._final: dict[bytes, dict[str, Any]] = {}  # token hash -> kind, status, ice_job_id
 
@@ -258,35 +250,10 @@ class Intake:
 
     async def store(self, received: Received) -> uuid.UUID | None:
         """Commit ``received``; returns the id of its token's job (None: unknown token)."""
-        done: asyncio.Future[uuid.UUID | None] = asyncio.get_running_loop().create_future()
-        self._queue.append((received, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_queued())
-        return await done
+        return await self._commits.submit(received)
 
-    async def _write_queued(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            await self._write(batch)
-
-    async def _write(self, batch: list[tuple[Received, asyncio.Future[uuid.UUID | None]]]) -> None:
-        try:
-            owners = await self._insert([received for received, _ in batch])
-        except Exception as exc:
-            if len(batch) > 1:
-                for one in batch:
-                    await self._write([one])
-                return
-            _, done = batch[0]
-            if not done.done():
-                done.set_exception(exc)
-            return
-        for received, done in batch:
-            if not done.done():
-                done.set_result(owners.get(received.token_hash))
-
-    async def _insert(self, batch: Sequence[Received]) -> dict[bytes, uuid.UUID]:
-        """Store ``batch``; returns token hash -> job id for the tokens that are known."""
+    async def _insert(self, batch: Sequence[Received]) -> list[uuid.UUID | None]:
+        """Store ``batch``; returns the job id of each one's token (None: unknown)."""
         parameters = INCOMING.bind([received.row() for received in batch])
         try:
             rows = await self._execute(parameters)
@@ -295,9 +262,10 @@ class Intake:
                 raise
             rows = await self._execute(parameters)  # once more, on a new connection
         if any(row.woken for row in rows):
-            self.waker.event.set()
+            self.waker.wake()
         self._remember_final(rows)
-        return {row.token_hash: row.job_id for row in rows if row.job_id is not None}
+        owners = {row.token_hash: row.job_id for row in rows}
+        return [owners.get(received.token_hash) for received in batch]
 
     def _remember_final(self, rows: Iterable[sa.Row[Any]]) -> None:
         for row in rows:
@@ -448,14 +416,22 @@ async def process(rt: Runtime, limit: int = 32) -> int:
 
     by_id = {work.job["id"]: work for work in to_confirm}
 
-    async def judge(session: AsyncSession, before: RowMapping, after: RowMapping) -> None:
-        work = by_id[before["id"]]
-        if after["kind"] == JobKind.JOB:
-            statuses = {after["ice_job_id"]: JobStatus(after["status"])}
-        else:  # a batch's sub-jobs may have moved too
-            (current,) = await _load(session, [before["id"]], pending=False)
-            statuses = dict(current.statuses)
-        await _record_outcomes(session, [(work, statuses)])
+    async def judge(
+        session: AsyncSession, applied: Sequence[tuple[RowMapping, RowMapping]]
+    ) -> None:
+        """Judge each job's callbacks by its statuses after ICE was asked."""
+        statuses: dict[uuid.UUID, Mapping[str | None, JobStatus]] = {
+            after["id"]: {after["ice_job_id"]: JobStatus(after["status"])}
+            for _, after in applied
+            if after["kind"] == JobKind.JOB
+        }
+        batches = [after["id"] for _, after in applied if after["kind"] == JobKind.BATCH]
+        if batches:  # a batch's sub-jobs may have moved too
+            for work in await _load(session, batches, pending=False):
+                statuses[work.job["id"]] = work.statuses
+        await _record_outcomes(
+            session, [(by_id[after["id"]], statuses[after["id"]]) for _, after in applied]
+        )
 
     if to_confirm:
         try:

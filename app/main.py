@@ -1,8 +1,9 @@
 """The application: ``create_app(settings)`` builds the Starlette app.
 
 ``open_runtime`` builds the long-lived resources (engine, sessionmaker, one httpx client,
-the ICE client, the worker waker, the callback intake) and closes them; the app's lifespan
-and ``icehook worker`` both use it. Handlers reach them as one ``Runtime`` on ``app.state.runtime``.
+the ICE client, the wakers of the worker's two loops, the callback intake) and closes
+them; the app's lifespan and ``icehook worker`` both use it. Handlers reach them as one
+``Runtime`` on ``app.state.runtime``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from starlette.applications import Starlette
 from app import api, db, errors
 from app.ice import IceClient
 from app.inbox import Intake
-from app.queue import Waker
+from app.queue import DELIVERIES, WORK, Waker
 from app.settings import Settings
 from app.worker import Worker
 
@@ -34,7 +35,8 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     ice: IceClient
-    waker: Waker
+    work_waker: Waker  # jobs to confirm: callbacks stored, a sweep due
+    delivery_waker: Waker  # webhooks to send
     intake: Intake
     schema_head: str
 
@@ -45,8 +47,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     settings = dataclasses.replace(settings, database_url=url)
     engine = db.create_engine(url)
     sessionmaker = db.create_sessionmaker(engine)
-    waker = Waker()
-    intake = Intake(engine, waker)
+    work_waker = Waker(WORK)
+    intake = Intake(engine, work_waker)
     try:
         # As many kept-alive connections as a worker pass makes ICE calls at once (32): with
         # httpx's default of 20, every busy pass closed and reopened a dozen connections.
@@ -58,7 +60,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 sessionmaker=sessionmaker,
                 http=http,
                 ice=IceClient(http, settings),
-                waker=waker,
+                work_waker=work_waker,
+                delivery_waker=Waker(DELIVERIES),
                 intake=intake,
                 schema_head=await asyncio.to_thread(db.head_revision),
             )

@@ -34,8 +34,7 @@ import random
 import secrets
 import socket
 import time
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -44,9 +43,10 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import sqlalchemy as sa
 from sqlalchemy import RowMapping
-from sqlalchemy.dialects.postgresql import ARRAY, array, insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, array, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import db
 from app.models import (
     DeliveryStatus,
     JobKind,
@@ -55,7 +55,7 @@ from app.models import (
     outbox,
     subscriptions,
 )
-from app.queue import wake_workers
+from app.queue import DELIVERIES, notify
 from app.settings import IpNetwork, Settings
 from app.signing import webhook_headers
 
@@ -82,6 +82,9 @@ PATTERNS = frozenset({*EVENT_TYPES, *(f"{kind.value}.*" for kind in JobKind), "*
 EXCERPT_BYTES = 1024  # of a subscriber's answer, kept with the attempt
 JITTER = 0.2
 LEASE_MARGIN_SECONDS = 5.0  # a delivery's lease outlasts its request by this much
+MAX_RECORDED_TOGETHER = 256  # finished deliveries recorded in one transaction
+CLAIM_GAP_SECONDS = 0.02  # while deliveries keep coming, claims start at most this often
+ERROR_PAUSE_SECONDS = 2.0
 USER_AGENT = "icehook-webhooks"
 
 
@@ -99,32 +102,33 @@ def wants(
 # -- events and subscriptions -----------------------------------------------------------------
 
 
-def fan_out(message: sa.CTE, *, job_id: uuid.UUID, event_type: str) -> sa.Select[Any]:
-    """The statement that ends writing a message (``message``: the CTE inserting it, which
-    returns its ``id``): one delivery to each enabled subscription that wants it, and a
-    wake-up for the workers when the transaction commits if there is any."""
+def fan_out(messages: sa.CTE) -> sa.Select[Any]:
+    """The statement that ends writing ``messages`` (the CTE inserting them, which returns
+    their ``id``, ``job_id`` and ``event_type``): one delivery of each to each enabled
+    subscription that wants it, and a wake-up for the delivery workers when the transaction
+    commits if there is any."""
     fanned = (
         insert(deliveries)
         .from_select(
             ["message_id", "subscription_id", "job_id", "event_type", "status"],
             sa.select(
-                message.c.id,
+                messages.c.id,
                 subscriptions.c.id,
-                sa.literal(job_id, deliveries.c.job_id.type),
-                sa.literal(event_type, sa.Text),
+                messages.c.job_id,
+                messages.c.event_type,
                 sa.literal(DeliveryStatus.PENDING.value, sa.Text),
             )
-            .select_from(message.join(subscriptions, sa.true()))  # the message is one row
+            .select_from(messages.join(subscriptions, sa.true()))
             .where(
                 subscriptions.c.enabled,
                 subscriptions.c.deleted_at.is_(None),
-                wants(subscriptions.c.event_types, sa.literal(event_type, sa.Text)),
+                wants(subscriptions.c.event_types, messages.c.event_type),
             ),
         )
         .returning(deliveries.c.id)
         .cte("fanned")
     )
-    return sa.select(wake_workers()).where(sa.exists(sa.select(fanned.c.id)))
+    return sa.select(notify(DELIVERIES)).where(sa.exists(sa.select(fanned.c.id)))
 
 
 def new_secret() -> str:
@@ -171,7 +175,7 @@ async def replay(
     ).returning(deliveries.c.id)
     count = len((await session.execute(statement)).all())
     if count:
-        await session.execute(sa.select(wake_workers()))
+        await session.execute(sa.select(notify(DELIVERIES)))
     return count
 
 
@@ -199,7 +203,7 @@ async def retry(session: AsyncSession, delivery_id: int) -> RowMapping | None:
         .one_or_none()
     )
     if row is not None:
-        await session.execute(sa.select(wake_workers()))
+        await session.execute(sa.select(notify(DELIVERIES)))
     return row
 
 
@@ -419,6 +423,85 @@ async def send(
     )
 
 
+# A successful attempt of each of many deliveries, logged and settled in one statement.
+DELIVERED = db.RowsParameter(
+    "delivered",
+    {
+        "id": sa.BigInteger(),
+        "subscription_id": UUID(as_uuid=True),
+        "status_code": sa.Integer(),
+        "latency_ms": sa.Float(),
+        "excerpt": sa.Text(),
+    },
+)
+
+
+def _record_delivered_statement() -> sa.Update:
+    done = sa.select(DELIVERED.table).cte("done")
+    logged = sa.insert(delivery_attempts).from_select(
+        ["delivery_id", "status_code", "latency_ms", "response_excerpt"],
+        sa.select(done.c.id, done.c.status_code, done.c.latency_ms, done.c.excerpt),
+    )
+    recovered = (
+        sa.update(subscriptions)
+        .where(
+            subscriptions.c.id.in_(sa.select(done.c.subscription_id)),
+            subscriptions.c.failing_since.is_not(None),
+        )
+        .values(failing_since=None)
+    )
+    return (
+        sa.update(deliveries)
+        .where(deliveries.c.id == done.c.id, deliveries.c.status == DeliveryStatus.PENDING)
+        .values(
+            status=DeliveryStatus.DELIVERED,
+            attempts=deliveries.c.attempts + 1,
+            lease_until=None,
+            last_status_code=done.c.status_code,
+            last_error=None,
+            delivered_at=sa.func.now(),
+        )
+        # PostgreSQL runs a data-modifying WITH even if nothing reads it.
+        .add_cte(logged.cte("logged"), recovered.cte("recovered"))
+    )
+
+
+RECORD_DELIVERED = _record_delivered_statement()
+
+
+async def record_all(
+    session: AsyncSession,
+    finished: Sequence[tuple[Mapping[Any, Any], Attempt]],
+    settings: Settings,
+    rng: random.Random,
+) -> list[DeliveryStatus]:
+    """Log each attempt of ``finished`` (deliveries, each with its attempt) and settle what
+    it means for the delivery and its subscription; returns their statuses, in order.
+
+    Every success of the lot is one statement (``RECORD_DELIVERED``); a failure is looked
+    at on its own (its schedule, and how long its subscription has been failing).
+    """
+    delivered = [
+        {
+            "id": delivery["id"],
+            "subscription_id": delivery["subscription_id"],
+            "status_code": attempt.status_code,
+            "latency_ms": attempt.latency_ms,
+            "excerpt": attempt.excerpt,
+        }
+        for delivery, attempt in finished
+        if attempt.delivered
+    ]
+    if delivered:
+        await session.execute(RECORD_DELIVERED, DELIVERED.bind(delivered))
+    return [
+        DeliveryStatus.DELIVERED
+        if attempt.delivered
+        else await _record_failure(session, delivery, attempt, settings, rng)
+        for delivery, attempt in finished
+    ]
+
+
 async def record(
     session: AsyncSession,
     delivery: Mapping[Any, Any],
@@ -426,19 +509,18 @@ async def record(
     settings: Settings,
     rng: random.Random,
 ) -> DeliveryStatus:
-    """Log ``attempt`` and settle what it means for the delivery and its subscription.
+    """``record_all`` for one delivery."""
+    (status,) = await record_all(session, [(delivery, attempt)], settings, rng)
+    return status
 
-    A success is one statement (the attempt, the delivery, and the subscription if it was
-    failing); a failure also looks at how long the subscription has been failing.
-    """
-    logged = sa.insert(delivery_attempts).values(
-        delivery_id=delivery["id"],
-        status_code=attempt.status_code,
-        latency_ms=attempt.latency_ms,
-        error=attempt.error,
-        response_excerpt=attempt.excerpt,
-    )
-    written = [logged.cte("logged")]
+
+async def _record_failure(
+    session: AsyncSession,
+    delivery: Mapping[Any, Any],
+    attempt: Attempt,
+    settings: Settings,
+    rng: random.Random,
+) -> DeliveryStatus:
     subscription = subscriptions.c.id == delivery["subscription_id"]
     values: dict[str, Any] = {
         "attempts": deliveries.c.attempts + 1,
@@ -446,16 +528,7 @@ async def record(
         "last_status_code": attempt.status_code,
         "last_error": attempt.error,
     }
-    if attempt.delivered:
-        status = DeliveryStatus.DELIVERED
-        values |= {"delivered_at": sa.func.now()}
-        recovered = (
-            sa.update(subscriptions)
-            .where(subscription, subscriptions.c.failing_since.is_not(None))
-            .values(failing_since=None)
-        )
-        written.append(recovered.cte("recovered"))
-    elif attempt.status_code == 410:
+    if attempt.status_code == 410:
         status = DeliveryStatus.DEAD
         await _disable(session, subscription, "the endpoint answered 410 Gone")
     else:
@@ -466,11 +539,18 @@ async def record(
         if delay is not None:
             values |= {"next_attempt_at": sa.func.now() + timedelta(seconds=delay)}
         await _note_failure(session, subscription, settings.webhook_disable_after_seconds)
+    logged = sa.insert(delivery_attempts).values(
+        delivery_id=delivery["id"],
+        status_code=attempt.status_code,
+        latency_ms=attempt.latency_ms,
+        error=attempt.error,
+        response_excerpt=attempt.excerpt,
+    )
     await session.execute(
         sa.update(deliveries)
         .where(deliveries.c.id == delivery["id"], deliveries.c.status == DeliveryStatus.PENDING)
         .values(values | {"status": status})
-        .add_cte(*written)  # PostgreSQL runs a data-modifying WITH even if nothing reads it
+        .add_cte(logged.cte("logged"))
     )
     return status
 
@@ -506,8 +586,9 @@ async def _note_failure(
 
 
 class Deliverer:
-    """A worker's webhook sender: up to ``delivery_concurrency`` requests in flight, each
-    claimed, sent and recorded on its own (no transaction spans a request)."""
+    """A worker's webhook sender: a loop (``run``) that keeps up to ``delivery_concurrency``
+    requests in flight. Each delivery is claimed, sent outside any transaction, and
+    recorded in a group commit with the others that finished meanwhile (``record_all``)."""
 
     def __init__(self, rt: Runtime, rng: random.Random | None = None) -> None:
         self.rt = rt
@@ -520,7 +601,33 @@ class Deliverer:
                 max_keepalive_connections=rt.settings.delivery_concurrency,
             ),
         )
+        self._records = db.GroupCommit(self._record_all, MAX_RECORDED_TOGETHER)
         self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def run(self, stopping: Callable[[], bool], poll_seconds: float) -> None:
+        """Claim and send until ``stopping()``; sleep while nothing is due or every slot is
+        taken (a finished delivery, NOTIFY or the poll interval wakes it)."""
+        waker = self.rt.delivery_waker
+        assert self.rt.settings.database_url is not None
+        listener = asyncio.create_task(waker.listen(self.rt.settings.database_url, stopping))
+        loop = asyncio.get_running_loop()
+        try:
+            while not stopping():
+                started = loop.time()
+                try:
+                    await self.run_once()
+                except Exception:
+                    logger.exception("claiming deliveries failed; trying again shortly")
+                    await asyncio.sleep(ERROR_PAUSE_SECONDS)
+                    continue
+                await waker.wait(poll_seconds)
+                # Claims at most every CLAIM_GAP_SECONDS, each taking what became due meanwhile.
+                await asyncio.sleep(max(0.0, started + CLAIM_GAP_SECONDS - loop.time()))
+        finally:
+            await self.close()
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
     async def run_once(self) -> int:
         """Claim what is due (as many as there are free slots) and start sending it."""
@@ -534,17 +641,24 @@ class Deliverer:
             task = asyncio.create_task(self._deliver(delivery))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+        if len(claimed) == free:
+            self.rt.delivery_waker.wake()  # more may be due
         return len(claimed)
 
     async def _deliver(self, delivery: RowMapping) -> None:
         try:
             attempt = await send(self.client, delivery, self.rt.settings, datetime.now(UTC))
-            async with self.rt.sessionmaker.begin() as session:
-                await record(session, delivery, attempt, self.rt.settings, self.rng)
+            await self._records.submit((delivery, attempt))
         except Exception:  # the lease expires and the delivery is tried again
             logger.exception("delivery %s failed to complete", delivery["id"])
         finally:
-            self.rt.waker.event.set()  # the job's next event may be due now
+            self.rt.delivery_waker.wake()  # a slot is free, and the job's next event may be due
+
+    async def _record_all(
+        self, finished: Sequence[tuple[RowMapping, Attempt]]
+    ) -> list[DeliveryStatus]:
+        async with self.rt.sessionmaker.begin() as session:
+            return await record_all(session, finished, self.rt.settings, self.rng)
 
     async def close(self) -> None:
         """Let the requests in flight finish and be recorded, then close the client."""

@@ -7,7 +7,8 @@ and several callbacks of one job cost one ICE call. A worker that dies holds its
 until it expires; then another worker claims the job again.
 
 NOTIFY only wakes workers early; they also poll, which keeps them correct if a
-notification is lost.
+notification is lost. Jobs to confirm (``WORK``) and webhooks to send (``DELIVERIES``)
+have a channel each, so that neither loop is woken for the other's work.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import jobs
 
-CHANNEL = "icehook_work"
+WORK = "icehook_work"
+DELIVERIES = "icehook_deliveries"
 
 
 async def claim_jobs(
@@ -57,20 +59,26 @@ def release(*job_ids: uuid.UUID) -> sa.Update:
     return sa.update(jobs).where(jobs.c.id.in_(job_ids)).values(lease_until=None)
 
 
-def wake_workers() -> sa.FunctionElement[Any]:
-    """The SQL that wakes every listening worker when its transaction commits.
+def notify(channel: str) -> sa.FunctionElement[Any]:
+    """The SQL that wakes every process listening on ``channel`` when its transaction
+    commits.
 
     PostgreSQL sends a transaction's notifications at its commit, and folds identical ones
     into one: a transaction that stores many callbacks wakes each worker once.
     """
-    return sa.func.pg_notify(CHANNEL, "")
+    return sa.func.pg_notify(channel, "")
 
 
 class Waker:
-    """What a worker sleeps on: set by NOTIFY (``listen``), or directly in this process."""
+    """What a loop sleeps on: set by NOTIFY on ``channel`` (``listen``), or by ``wake`` in
+    this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
         self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        self.event.set()
 
     async def listen(self, database_url: str, stop: Callable[[], bool]) -> None:
         """Set ``event`` on every NOTIFY until ``stop()``; reconnects after errors."""
@@ -82,7 +90,7 @@ class Waker:
                 await asyncio.sleep(1)
                 continue
             try:
-                await conn.add_listener(CHANNEL, lambda *_: self.event.set())
+                await conn.add_listener(self.channel, lambda *_: self.event.set())
                 while not stop() and not conn.is_closed():
                     await asyncio.sleep(0.5)
             finally:

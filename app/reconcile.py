@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import db, submission
 from app.errors import IceError
 from app.ice import BatchJob, MediaProducingJob, RateLimiter
-from app.jobs import record_status, status_from_ice
+from app.jobs import Move, record_statuses, status_from_ice
 from app.models import TERMINAL_STATUSES, EventSource, JobKind, JobStatus, jobs
 from app.queue import claim_jobs
 
@@ -40,8 +40,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Answer = MediaProducingJob | BatchJob
-# Called in confirm's transaction, after the answer was applied: (session, job before, job after).
-AfterApply = Callable[[AsyncSession, RowMapping, RowMapping], Awaitable[None]]
+# Called in confirm_all's transaction, after the answers were applied, with each job's row
+# before and after.
+AfterApply = Callable[[AsyncSession, Sequence[tuple[RowMapping, RowMapping]]], Awaitable[None]]
 
 BULK_THRESHOLD = 10  # due jobs (of one kind) from which the sweeper lists instead of getting each
 MAX_BACKOFF = timedelta(hours=1)
@@ -61,24 +62,30 @@ async def apply_answer(
     session: AsyncSession, job: RowMapping, answer: Answer, source: EventSource
 ) -> RowMapping:
     """Apply ICE's answer to ``job`` (locked); return the job row as it is now."""
+    moves = await plan_moves(session, job, answer, source)
+    rows = await record_statuses(session, moves)
+    return next((row for row in rows if row is not None and row["id"] == job["id"]), job)
+
+
+async def plan_moves(
+    session: AsyncSession, job: RowMapping, answer: Answer, source: EventSource
+) -> list[Move]:
+    """What ICE's answer about ``job`` (locked) means: the moves of a batch's sub-jobs
+    (created, locked, the first time they are seen), then the job's own."""
+    moves = []
     if isinstance(answer, BatchJob):
         for sub in answer.sub_jobs:
-            await _apply_sub_job(session, job["id"], sub, source)
-        return await _apply(session, job, JobKind.BATCH, answer, source)
-    return await _apply(session, job, JobKind.JOB, answer, source)
+            moves += _move(await _lock_sub_job(session, job["id"], sub), JobKind.JOB, sub, source)
+        return moves + _move(job, JobKind.BATCH, answer, source)
+    return _move(job, JobKind.JOB, answer, source)
 
 
-async def _apply(
-    session: AsyncSession,
-    job: RowMapping,
-    kind: JobKind,
-    answer: Answer,
-    source: EventSource,
-) -> RowMapping:
+def _move(job: RowMapping, kind: JobKind, answer: Answer, source: EventSource) -> list[Move]:
+    """The move ICE's answer makes of ``job`` (none: a status icehook does not know)."""
     to_status = status_from_ice(kind, answer.status)
     if to_status is None:
         logger.warning("ICE status %r of job %s is not one icehook knows", answer.status, job["id"])
-        return job
+        return []
     changes: dict[str, Any] = {
         "ice_status": answer.status,
         "ice_job_id": answer.job_id or job["ice_job_id"],
@@ -95,16 +102,13 @@ async def _apply(
         }
     # ICE's answer repeats UserData, whose NotifyAddress holds the callback token.
     payload = submission.redacted(answer.raw) if "UserData" in answer.raw else answer.raw
-    row = await record_status(
-        session, job, to_status, source=source, payload=payload, changes=changes
-    )
-    return row or job
+    return [Move(job, to_status, source, payload, changes)]
 
 
-async def _apply_sub_job(
-    session: AsyncSession, batch_id: uuid.UUID, sub: MediaProducingJob, source: EventSource
-) -> None:
-    """Create the sub-job the first time it is seen, then move it like any job."""
+async def _lock_sub_job(
+    session: AsyncSession, batch_id: uuid.UUID, sub: MediaProducingJob
+) -> RowMapping:
+    """The sub-job's row, locked; created the first time it is seen."""
     await session.execute(
         pg_insert(jobs)
         .values(
@@ -117,7 +121,7 @@ async def _apply_sub_job(
         )
         .on_conflict_do_nothing(index_elements=[jobs.c.ice_job_id])
     )
-    row = (
+    return (
         (
             await session.execute(
                 sa.select(jobs)
@@ -128,7 +132,6 @@ async def _apply_sub_job(
         .mappings()
         .one()
     )
-    await _apply(session, row, JobKind.JOB, sub, source)
 
 
 # -- one job --------------------------------------------------------------------------------
@@ -236,21 +239,26 @@ async def _apply_all(
             )
         ).mappings()
     }
+    moves: list[Move] = []
+    for job_id, (answer, _) in zip(ids, heard, strict=True):
+        if job_id in locked and answer is not None:
+            moves += await plan_moves(session, locked[job_id], answer, source)
+    moved = {row["id"]: row for row in await record_statuses(session, moves) if row is not None}
     results: list[RowMapping | None] = []
+    applied = []
     schedules = []
-    for job_id, (answer, answered) in zip(ids, heard, strict=True):
+    for job_id, (_, answered) in zip(ids, heard, strict=True):
         before = locked.get(job_id)
         if before is None:
             logger.info("confirm end job=%s status=gone", job_id)
             results.append(None)
             continue
-        after = before
-        if answer is not None:
-            after = await apply_answer(session, before, answer, source)
-        if after_apply is not None:
-            await after_apply(session, before, after)
+        after = moved.get(job_id, before)
+        applied.append((before, after))
         schedules.append({"id": job_id, **_schedule(rt, after, heard=answered)})
         results.append(after)
+    if after_apply is not None and applied:
+        await after_apply(session, applied)
     if schedules:
         await session.execute(SCHEDULE, SCHEDULES.bind(schedules))
     for job_id, now in zip(ids, results, strict=True):

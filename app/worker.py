@@ -1,12 +1,13 @@
 """``Worker``: the background work of icehook, in ``serve`` or in ``icehook worker``.
 
-Each pass confirms the jobs that have pending callbacks, sweeps stale jobs, and starts
-sending the webhook deliveries that are due (they finish in the background). Between
-passes the worker sleeps until NOTIFY (or, in ``serve``, the API in the same process)
-wakes it, or one poll interval passes. While work keeps coming, passes start at most
-every ``PASS_GAP_SECONDS``, so that each one takes what arrived meanwhile in one go
-rather than one callback at a time. ``stop`` lets the current pass finish: nothing it
-claimed is left half done (and a killed worker's leases simply expire).
+Two loops. The first confirms the jobs that have pending callbacks and sweeps stale jobs,
+pass after pass; between passes it sleeps until NOTIFY on ``queue.WORK`` (or, in
+``serve``, the intake in the same process) wakes it, or one poll interval passes. While
+work keeps coming, passes start at most every ``PASS_GAP_SECONDS``, so that each one
+takes what arrived meanwhile in one go rather than one callback at a time. The second is
+the ``Deliverer``, which sends webhooks as they become due (NOTIFY on ``queue.DELIVERIES``).
+``stop`` lets both finish what they hold: nothing claimed is left half done (and a killed
+worker's leases simply expire).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from app import inbox
 from app.ice import RateLimiter
-from app.outbox import Deliverer
+from app.outbox import ERROR_PAUSE_SECONDS, Deliverer
 from app.reconcile import Sweeper
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 PASS_GAP_SECONDS = 0.05
-ERROR_PAUSE_SECONDS = 2.0
 
 
 class Worker:
@@ -52,13 +52,20 @@ class Worker:
             swept = await self.sweeper.run_once()
             self._sweep_at = now if swept else now + self.poll_seconds
             handled += swept
-        return handled + await self.deliverer.run_once()
+        return handled
 
     async def run(self) -> None:
-        """Until ``stop``: pass after pass, sleeping while there is nothing to do."""
+        """Until ``stop``: both loops."""
+        await asyncio.gather(
+            self._confirm(), self.deliverer.run(lambda: self._stopping, self.poll_seconds)
+        )
+
+    async def _confirm(self) -> None:
+        """Pass after pass, sleeping while there is nothing to do."""
+        waker = self.rt.work_waker
         assert self.rt.settings.database_url is not None
         listener = asyncio.create_task(
-            self.rt.waker.listen(self.rt.settings.database_url, lambda: self._stopping)
+            waker.listen(self.rt.settings.database_url, lambda: self._stopping)
         )
         try:
             loop = asyncio.get_running_loop()
@@ -75,13 +82,13 @@ class Worker:
                 if handled:
                     await asyncio.sleep(max(0.0, started + PASS_GAP_SECONDS - loop.time()))
                 else:
-                    await self.rt.waker.wait(self.poll_seconds)
+                    await waker.wait(self.poll_seconds)
         finally:
-            await self.deliverer.close()
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
     def stop(self) -> None:
         self._stopping = True
-        self.rt.waker.event.set()
+        self.rt.work_waker.wake()
+        self.rt.delivery_waker.wake()

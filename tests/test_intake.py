@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app import inbox
 from app.models import CallbackOutcome, JobKind, JobStatus, jobs
 from app.models import callbacks as callbacks_table
-from app.queue import Waker
+from app.queue import WORK, Waker
 from app.signing import callback_signature
 from app.submission import token_hash
 from tests.stack import Stack, envelope, eventually, stack
@@ -182,7 +182,7 @@ async def test_nul_and_lone_surrogates_in_a_callback_are_stored_not_refused(
 
 @pytest.fixture
 async def intake(engine: AsyncEngine) -> AsyncIterator[inbox.Intake]:
-    intake = inbox.Intake(engine, Waker())
+    intake = inbox.Intake(engine, Waker(WORK))
     try:
         yield intake
     finally:

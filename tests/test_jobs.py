@@ -10,8 +10,26 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.jobs import RANK, lock_job, moves_forward, record_status, status_from_ice
-from app.models import TERMINAL_STATUSES, EventSource, JobKind, JobStatus, job_events, jobs, outbox
+from app.jobs import (
+    RANK,
+    Move,
+    lock_job,
+    moves_forward,
+    record_status,
+    record_statuses,
+    status_from_ice,
+)
+from app.models import (
+    TERMINAL_STATUSES,
+    EventSource,
+    JobKind,
+    JobStatus,
+    deliveries,
+    job_events,
+    jobs,
+    outbox,
+    subscriptions,
+)
 
 
 async def new_job(session: AsyncSession, kind: JobKind = JobKind.JOB) -> uuid.UUID:
@@ -120,3 +138,78 @@ async def test_a_batch_emits_batch_events(sessionmaker: async_sessionmaker[Async
     async with sessionmaker() as session:
         types = (await session.execute(sa.select(outbox.c.event_type))).scalars().all()
     assert types == ["batch.finished"]
+
+
+async def test_many_moves_are_recorded_together_each_with_its_own_event_and_message(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker.begin() as session:
+        ids = [await new_job(session) for _ in range(3)]
+        await session.execute(
+            sa.insert(subscriptions).values(
+                id=uuid.uuid4(), url="http://hooks.example/", event_types=["job.*"], secret="x"
+            )
+        )
+    async with sessionmaker.begin() as session:
+        locked = [await lock_job(session, job_id) for job_id in ids]
+        rows = await record_statuses(
+            session,
+            [
+                Move(locked[0], JobStatus.PROCESSING, EventSource.CALLBACK, {"n": 0}),
+                Move(
+                    locked[1],
+                    JobStatus.SUCCEEDED,
+                    EventSource.CALLBACK,
+                    {"n": 1},
+                    {"media_url": "https://oss.example/1.mp4", "parameters": {"a": "b"}},
+                ),
+                Move(locked[2], JobStatus.SUBMITTING, EventSource.CALLBACK, {"n": 2}),  # no move
+                Move(locked[1], JobStatus.QUEUING, EventSource.CALLBACK, {"n": 3}),  # not as far
+            ],
+        )
+    assert [row["status"] if row else None for row in rows] == [
+        JobStatus.PROCESSING,
+        JobStatus.SUCCEEDED,
+        None,
+        JobStatus.SUCCEEDED,
+    ]
+    async with sessionmaker() as session:
+        job_rows = {row["id"]: row for row in (await session.execute(sa.select(jobs))).mappings()}
+        events = (await session.execute(sa.select(job_events))).mappings().all()
+        messages = {m["job_id"]: m for m in (await session.execute(sa.select(outbox))).mappings()}
+        sent = (await session.execute(sa.select(deliveries.c.message_id))).scalars().all()
+    assert job_rows[ids[1]]["media_url"] == "https://oss.example/1.mp4"
+    assert job_rows[ids[1]]["parameters"] == {"a": "b"}
+    assert job_rows[ids[1]]["completed_at"] is not None
+    assert job_rows[ids[0]]["parameters"] == {}, "parameters kept when not changed"
+    assert job_rows[ids[2]]["status"] == JobStatus.SUBMITTING
+    assert sorted((e["job_id"], e["payload"]["n"]) for e in events) == sorted(
+        [(ids[0], 0), (ids[1], 1)]
+    )
+    for event in events:  # each message belongs to its own job's event
+        message = messages[event["job_id"]]
+        assert message["job_event_id"] == event["id"]
+        assert message["payload"]["data"]["id"] == str(event["job_id"])
+    assert sorted(sent) == sorted(m["id"] for m in messages.values()), "one delivery each"
+
+
+async def test_a_move_refuses_changes_to_columns_it_does_not_own(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker.begin() as session:
+        job_id = await new_job(session)
+        job = await lock_job(session, job_id)
+        assert job is not None
+        with pytest.raises(ValueError, match="callback_token_hash"):
+            await record_statuses(
+                session,
+                [
+                    Move(
+                        job,
+                        JobStatus.QUEUING,
+                        EventSource.CALLBACK,
+                        None,
+                        {"callback_token_hash": b""},
+                    )
+                ],
+            )

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
 from app import outbox
-from app.models import deliveries, jobs, subscriptions
+from app.models import deliveries, delivery_attempts, jobs, subscriptions
 from app.models import outbox as messages
 from app.settings import Settings
 from tests.receiver import Receiver, receiver
@@ -341,10 +341,10 @@ async def two_events(sessionmaker: async_sessionmaker[AsyncSession]) -> uuid.UUI
             message = (
                 sa.insert(messages)
                 .values(event_id=f"msg_{n}", job_id=job_id, event_type=kind, payload={})
-                .returning(messages.c.id)
+                .returning(messages.c.id, messages.c.job_id, messages.c.event_type)
                 .cte("message")
             )
-            await session.execute(outbox.fan_out(message, job_id=job_id, event_type=kind))
+            await session.execute(outbox.fan_out(message))
     return subscription_id
 
 
@@ -410,6 +410,64 @@ async def test_a_subscription_failing_for_too_long_is_disabled_and_a_success_cle
         row = (await session.execute(sa.select(subscriptions))).mappings().one()
         assert not row["enabled"]
         assert "every delivery has failed since" in row["disabled_reason"]
+
+
+async def test_deliveries_finished_together_are_recorded_together(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Successes of one lot are one statement; a failure in the same lot is scheduled again
+    and leaves the subscription failing, while the successes clear nothing they should not."""
+    subscription_id = uuid.uuid4()
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            sa.insert(subscriptions).values(
+                id=subscription_id, url="http://localhost/hook", event_types=["*"], secret=SECRET
+            )
+        )
+        for n in range(3):
+            job_id = uuid.uuid4()
+            await session.execute(
+                sa.insert(jobs).values(
+                    id=job_id, kind="job", status="succeeded", ice_job_id=f"j{n}"
+                )
+            )
+            message = (
+                sa.insert(messages)
+                .values(event_id=f"msg_{n}", job_id=job_id, event_type="job.succeeded", payload={})
+                .returning(messages.c.id, messages.c.job_id, messages.c.event_type)
+                .cte("message")
+            )
+            await session.execute(outbox.fan_out(message))
+    settings = Settings(delivery_retry_schedule=(60.0,))
+    async with sessionmaker.begin() as session:
+        claimed = await outbox.claim(session, limit=10, lease_seconds=60)
+        attempts = [
+            outbox.Attempt(status_code=200, latency_ms=1.0, excerpt="ok"),
+            outbox.Attempt(status_code=500, latency_ms=2.0, excerpt="no"),
+            outbox.Attempt(status_code=204, latency_ms=3.0, excerpt=""),
+        ]
+        statuses = await outbox.record_all(
+            session, list(zip(claimed, attempts, strict=True)), settings, random.Random(1)
+        )
+    assert statuses == ["delivered", "pending", "delivered"]
+    async with sessionmaker() as session:
+        rows = {row["id"]: row for row in (await session.execute(sa.select(deliveries))).mappings()}
+        logged = (
+            await session.execute(
+                sa.select(delivery_attempts.c.delivery_id, delivery_attempts.c.status_code)
+            )
+        ).all()
+        failing = (await session.execute(sa.select(subscriptions.c.failing_since))).scalar_one()
+    for delivery, attempt in zip(claimed, attempts, strict=True):
+        row = rows[delivery["id"]]
+        assert row["attempts"] == 1
+        assert row["last_status_code"] == attempt.status_code
+        assert row["lease_until"] is None
+        assert (row["delivered_at"] is not None) == attempt.delivered
+    assert sorted(logged) == sorted(
+        (d["id"], a.status_code) for d, a in zip(claimed, attempts, strict=True)
+    )
+    assert failing is not None, "the failure in the lot is noted"
 
 
 # -- the API ----------------------------------------------------------------------------------

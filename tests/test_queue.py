@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.models import JobKind, JobStatus, jobs
-from app.queue import Waker, claim_jobs, release, wake_workers
+from app.queue import WORK, Waker, claim_jobs, notify, release
 
 
 async def make_jobs(sessionmaker: async_sessionmaker[AsyncSession], n: int) -> set[uuid.UUID]:
@@ -56,14 +56,14 @@ async def test_a_released_or_expired_lease_is_claimed_again(
 async def test_notify_wakes_a_listener_on_another_connection(
     sessionmaker: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:
-    listener = Waker()
+    listener = Waker(WORK)
     stopping = False
     task = asyncio.create_task(listener.listen(database_url, lambda: stopping))
     try:
         async with asyncio.timeout(30):
             while not listener.event.is_set():
                 async with sessionmaker.begin() as session:  # until the LISTEN is in place
-                    await session.execute(sa.select(wake_workers()))
+                    await session.execute(sa.select(notify(WORK)))
                 await asyncio.sleep(0.1)
     finally:
         stopping = True
