@@ -151,7 +151,7 @@ async def test_many_moves_are_recorded_together_each_with_its_own_event_and_mess
             )
         )
     async with sessionmaker.begin() as session:
-        locked = [await lock_job(session, job_id) for job_id in ids]
+        locked = [job for job_id in ids if (job := await lock_job(session, job_id))]
         rows = await record_statuses(
             session,
             [
