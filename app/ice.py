@@ -28,7 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from app import signing
+from app import outbound, signing
 from app.errors import IceError, IceJobNotFound
 from app.settings import Settings
 
@@ -243,14 +243,11 @@ class IceClient:
         request = self._sign(action, query, form)
         try:
             response = await self._http.send(request)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            # Nothing reached ICE: always safe to try again.
-            raise IceError(0, "ConnectionFailed", f"{type(exc).__name__}: {exc}") from None
-        # AttributeError: anyio asks a connection ICE has just dropped for its peer, and
-        # uvloop no longer has its socket (uvloop#560).
-        except (httpx.TransportError, AttributeError) as exc:
+        except outbound.FAILURES as exc:
+            if outbound.nothing_sent(exc):  # always safe to try again
+                raise IceError(0, "ConnectionFailed", outbound.describe(exc)) from None
             # Sent, perhaps received: the outcome is unknown.
-            raise IceError(0, "NoAnswer", f"{type(exc).__name__}: {exc}") from None
+            raise IceError(0, "NoAnswer", outbound.describe(exc)) from None
         return _answer(response)
 
     def _sign(

@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from app import api, db, errors
+from app import api, db, errors, outbound
 from app.ice import IceClient
 from app.inbox import Intake
 from app.queue import DELIVERIES, WORK, Waker
@@ -50,10 +50,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     work_waker = Waker(WORK)
     intake = Intake(engine, work_waker)
     try:
-        # As many kept-alive connections as a worker pass makes ICE calls at once (32): with
-        # httpx's default of 20, every busy pass closed and reopened a dozen connections.
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        async with httpx.AsyncClient(follow_redirects=False, limits=limits) as http:
+        async with outbound.client(max_connections=64, trust_env=True) as http:
             yield Runtime(
                 settings=settings,
                 engine=engine,

@@ -46,7 +46,7 @@ from sqlalchemy import RowMapping
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, array, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import db
+from app import db, outbound
 from app.models import (
     DeliveryStatus,
     JobKind,
@@ -410,10 +410,8 @@ async def send(
                 excerpt += chunk
                 if len(excerpt) >= EXCERPT_BYTES:
                     break
-    # AttributeError: anyio asks a connection the subscriber has just dropped for its peer,
-    # and uvloop no longer has its socket (uvloop#560).
-    except (httpx.HTTPError, AttributeError) as exc:
-        return Attempt(latency_ms=elapsed(), error=f"{type(exc).__name__}: {exc}"[:500])
+    except outbound.FAILURES as exc:
+        return Attempt(latency_ms=elapsed(), error=outbound.describe(exc)[:500])
     return Attempt(
         status_code=response.status_code,
         latency_ms=elapsed(),
@@ -593,13 +591,9 @@ class Deliverer:
     def __init__(self, rt: Runtime, rng: random.Random | None = None) -> None:
         self.rt = rt
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
-        self.client = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,  # a proxy would reach addresses the checks never saw
-            limits=httpx.Limits(
-                max_connections=rt.settings.delivery_concurrency,
-                max_keepalive_connections=rt.settings.delivery_concurrency,
-            ),
+        # No proxy: it would reach addresses that the checks never saw.
+        self.client = outbound.client(
+            max_connections=rt.settings.delivery_concurrency, trust_env=False
         )
         self._records = db.GroupCommit(self._record_all, MAX_RECORDED_TOGETHER)
         self._in_flight: set[asyncio.Task[None]] = set()

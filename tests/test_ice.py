@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+import aiohttp
 import httpx
 import pytest
 
@@ -389,10 +390,9 @@ async def test_non_retryable_errors_and_a_wrong_secret_surface_as_ice_errors(
             await real_client(simulator_url, http).get_batch_media_producing_job("f" * 32)
 
 
-async def test_a_connection_dropped_under_the_http_client_is_no_answer() -> None:
+async def test_an_aiohttp_error_the_transport_lets_through_is_no_answer() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        # What anyio raises on uvloop when the peer has just dropped the connection.
-        raise AttributeError("'NoneType' object has no attribute 'getpeername'")
+        raise aiohttp.ServerDisconnectedError()
 
     with pytest.raises(IceError) as caught:
         await client_for(handler).submit_media_producing_job({"ProjectId": "p"})
