@@ -333,9 +333,9 @@ CLAIMED_COLUMNS = (
 )
 
 
-async def claim(session: AsyncSession, *, limit: int, lease_seconds: float) -> list[RowMapping]:
-    """Lease up to ``limit`` due deliveries, each the earliest undone event of its job for
-    its subscription; returns them with their message and subscription."""
+def _claim_statement() -> sa.Select[Any]:
+    """Lease up to ``:limit`` due deliveries for ``:lease_seconds``, each the earliest undone
+    event of its job for its subscription; select them with their message and subscription."""
     earlier = deliveries.alias("earlier")
     due = (
         sa.select(deliveries.c.id)
@@ -354,24 +354,34 @@ async def claim(session: AsyncSession, *, limit: int, lease_seconds: float) -> l
             ),
         )
         .order_by(deliveries.c.next_attempt_at)
-        .limit(limit)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
         .with_for_update(of=deliveries, skip_locked=True)
         .cte("due")
     )
+    lease = sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.bindparam("lease_seconds", type_=sa.Float()))
     leased = (
         sa.update(deliveries)
         .where(deliveries.c.id.in_(sa.select(due.c.id)))
-        .values(lease_until=sa.func.now() + timedelta(seconds=lease_seconds))
+        .values(lease_until=sa.func.now() + lease)
         .returning(deliveries.c.id)
         .cte("leased")
     )
-    rows = await session.execute(
+    return (
         sa.select(*CLAIMED_COLUMNS)
         .select_from(deliveries)
         .join(leased, leased.c.id == deliveries.c.id)
         .join(outbox, outbox.c.id == deliveries.c.message_id)
         .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
     )
+
+
+CLAIM = _claim_statement()
+
+
+async def claim(session: AsyncSession, *, limit: int, lease_seconds: float) -> list[RowMapping]:
+    """Lease up to ``limit`` due deliveries, each the earliest undone event of its job for
+    its subscription; returns them with their message and subscription."""
+    rows = await session.execute(CLAIM, {"limit": limit, "lease_seconds": lease_seconds})
     return list(rows.mappings())
 
 
