@@ -38,6 +38,7 @@ from app.models import (
     DeliveryStatus,
     EventSource,
     JobKind,
+    callbacks,
     deliveries,
     delivery_attempts,
     job_events,
@@ -202,6 +203,8 @@ async def _find_job(request: Request, kind: JobKind | None = None) -> dict[str, 
 
 
 async def get_job(request: Request) -> JSONResponse:
+    """One job with its timeline: its events, the callbacks received for it (each with how
+    it was judged) and its deliveries, each oldest first."""
     job = await _find_job(request)
     async with runtime(request).sessionmaker() as session:
         events = (
@@ -211,8 +214,25 @@ async def get_job(request: Request) -> JSONResponse:
                 .order_by(job_events.c.id)
             )
         ).mappings()
+        received = (
+            await session.execute(
+                sa.select(*CALLBACK_COLUMNS)
+                .where(callbacks.c.job_id == job["id"])
+                .order_by(callbacks.c.id)
+            )
+        ).mappings()
+        sent = (
+            await session.execute(
+                sa.select(*DELIVERY_COLUMNS)
+                .join(messages, messages.c.id == deliveries.c.message_id)
+                .where(deliveries.c.job_id == job["id"])
+                .order_by(deliveries.c.id)
+            )
+        ).mappings()
         resource = schemas.job_resource(job)
         resource["events"] = [schemas.event_resource(e) for e in events]
+        resource["callbacks"] = [schemas.callback_resource(c) for c in received]
+        resource["deliveries"] = [schemas.delivery_resource(d) for d in sent]
     return JSONResponse(resource)
 
 
@@ -269,6 +289,29 @@ async def list_jobs(request: Request) -> JSONResponse:
         query.limit,
         schemas.job_resource,
         lambda last: schemas.encode_cursor(last["created_at"], last["id"]),
+    )
+
+
+CALLBACK_COLUMNS = tuple(callbacks.c[name] for name in schemas.CALLBACK_FIELDS)
+
+
+async def list_callbacks(request: Request) -> JSONResponse:
+    """Every received callback, rejected and unmatched ones too; newest first."""
+    query = schemas.parse_callback_query(request.query_params)
+    conditions = _equal((callbacks.c.outcome, query.outcome), (callbacks.c.job_id, query.job_id))
+    if query.received_after is not None:
+        conditions.append(callbacks.c.received_at >= query.received_after)
+    if query.received_before is not None:
+        conditions.append(callbacks.c.received_at < query.received_before)
+    if query.before_id is not None:
+        conditions.append(callbacks.c.id < query.before_id)
+    statement = sa.select(*CALLBACK_COLUMNS).where(*conditions).order_by(callbacks.c.id.desc())
+    return await _page(
+        request,
+        statement,
+        query.limit,
+        schemas.callback_resource,
+        lambda last: schemas.encode_id_cursor(last["id"]),
     )
 
 
@@ -572,6 +615,7 @@ v1 = [
     Route("/subscriptions/{id}", delete_subscription, methods=["DELETE"]),
     Route("/subscriptions/{id}/rotate-secret", rotate_secret, methods=["POST"]),
     Route("/subscriptions/{id}/replay", replay_subscription, methods=["POST"]),
+    Route("/callbacks", list_callbacks, methods=["GET"]),
     Route("/deliveries", list_deliveries, methods=["GET"]),
     Route("/deliveries/{id}", get_delivery, methods=["GET"]),
     Route("/deliveries/{id}/retry", retry_delivery, methods=["POST"]),

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from app.errors import ValidationError
-from app.models import DeliveryStatus, JobKind, JobStatus
+from app.models import CallbackOutcome, DeliveryStatus, JobKind, JobStatus
 from app.outbox import EVENT_TYPES, PATTERNS
 
 # SubmitMediaProducingJob's parameters whose values are JSON documents.
@@ -435,6 +435,51 @@ def parse_delivery_query(params: Mapping[str, str]) -> DeliveryQuery:
         subscription_id=_uuid(params, "subscription_id"),
         job_id=_uuid(params, "job_id"),
         event_type=event_type,
+        limit=_limit(params.get("limit")),
+        before_id=_decode_id_cursor(cursor) if cursor else None,
+    )
+
+
+# A received callback as the audit shows it: how it was judged, not its body (whose UserData
+# holds the callback token).
+CALLBACK_FIELDS = (
+    "id",
+    "job_id",
+    "received_at",
+    "processed_at",
+    "event_type",
+    "ice_job_id",
+    "ice_status",
+    "outcome",
+    "detail",
+    "peer",
+)
+
+
+def callback_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {name: _plain(row[name]) for name in CALLBACK_FIELDS}
+
+
+@dataclass(frozen=True)
+class CallbackQuery:
+    outcome: CallbackOutcome | None = None
+    job_id: uuid.UUID | None = None
+    received_after: datetime | None = None
+    received_before: datetime | None = None
+    limit: int = 50
+    before_id: int | None = None  # the cursor: callbacks older than this one
+
+
+def parse_callback_query(params: Mapping[str, str]) -> CallbackQuery:
+    _refuse_unknown_filters(
+        params, {"outcome", "job_id", "received_after", "received_before"}, "/v1/callbacks"
+    )
+    cursor = params.get("cursor")
+    return CallbackQuery(
+        outcome=_choice(params, "outcome", CallbackOutcome),
+        job_id=_uuid(params, "job_id"),
+        received_after=_time(params, "received_after"),
+        received_before=_time(params, "received_before"),
         limit=_limit(params.get("limit")),
         before_id=_decode_id_cursor(cursor) if cursor else None,
     )
