@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import db, inbox, outbox, reconcile, schemas, submission
+from app import db, inbox, metrics, outbox, reconcile, schemas, submission
 from app.errors import (
     Conflict,
     IceRefused,
@@ -123,6 +123,12 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "schema": revision})
 
 
+async def serve_metrics(request: Request) -> Response:
+    """Prometheus' text format (behind the API key, as a bearer token)."""
+    await metrics.refresh(runtime(request))
+    return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+
+
 def _not_ready(reason: str) -> JSONResponse:
     return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
 
@@ -132,14 +138,16 @@ def _not_ready(reason: str) -> JSONResponse:
 
 async def receive_callback(request: Request) -> Response:
     rt = runtime(request)
-    body = await read_body(request, rt.settings.callback_max_bytes)
-    reply = await inbox.accept_callback(
-        rt,
-        request.path_params["token"],
-        body,
-        request.headers,
-        request.client.host if request.client else None,
-    )
+    with metrics.INTAKE_SECONDS.time():
+        body = await read_body(request, rt.settings.callback_max_bytes)
+        reply = await inbox.accept_callback(
+            rt,
+            request.path_params["token"],
+            body,
+            request.headers,
+            request.client.host if request.client else None,
+        )
+    metrics.CALLBACKS_RECEIVED.labels(reply.outcome.value).inc()
     if reply.status_code == 200:
         return PlainTextResponse("success")  # ICE only looks at the status
     code = {400: "malformed_callback", 401: "unauthorized"}[reply.status_code]
@@ -625,5 +633,6 @@ routes = [
     Route("/callbacks/ice/{token}", receive_callback, methods=["POST"]),  # first: the busiest
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", serve_metrics, methods=["GET"], middleware=[Middleware(ApiKeys)]),
     Mount("/v1", routes=v1, middleware=[Middleware(ApiKeys)]),
 ]

@@ -28,7 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from app import outbound, signing
+from app import metrics, outbound, signing
 from app.errors import IceError, IceJobNotFound
 from app.settings import Settings
 
@@ -226,11 +226,15 @@ class IceClient:
         attempts = self._settings.ice_max_attempts
         for attempt in range(1, attempts + 1):
             try:
-                return await self._send(action, query, form)
+                answer = await self._send(action, query, form)
             except IceError as exc:
+                metrics.ICE_CALLS.labels(action, exc.code).inc()
                 if attempt == attempts or not _retryable(exc, idempotent):
                     raise
                 await self._sleep(max(exc.retry_after, self._backoff(attempt)))
+            else:
+                metrics.ICE_CALLS.labels(action, "ok").inc()
+                return answer
         raise AssertionError("unreachable")
 
     def _backoff(self, attempt: int) -> float:

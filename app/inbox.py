@@ -39,7 +39,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from app import db, reconcile
+from app import db, metrics, reconcile
 from app.errors import SignatureError
 from app.jobs import RANK, status_from_ice
 from app.models import TERMINAL_STATUSES, CallbackOutcome, EventSource, JobKind, JobStatus, jobs
@@ -498,6 +498,7 @@ async def _record_outcomes(
         for callback in work.pending:
             outcome, detail = _outcome(work.job, callback, work.statuses, after, credited)
             outcomes.append({"id": callback["id"], "outcome": outcome.value, "detail": detail})
+            metrics.CALLBACKS_JUDGED.labels(outcome.value).inc()
     if outcomes:
         await session.execute(RECORD_VERDICTS, VERDICTS.bind(outcomes))
 

@@ -46,7 +46,7 @@ from sqlalchemy import RowMapping
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, array, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import db, outbound
+from app import db, metrics, outbound
 from app.models import (
     DeliveryStatus,
     JobKind,
@@ -652,6 +652,9 @@ class Deliverer:
     async def _deliver(self, delivery: RowMapping) -> None:
         try:
             attempt = await send(self.client, delivery, self.rt.settings, datetime.now(UTC))
+            metrics.DELIVERY_ATTEMPTS.labels("delivered" if attempt.delivered else "failed").inc()
+            if attempt.latency_ms is not None:
+                metrics.DELIVERY_SECONDS.observe(attempt.latency_ms / 1000)
             await self._records.submit((delivery, attempt))
         except Exception:  # the lease expires and the delivery is tried again
             logger.exception("delivery %s failed to complete", delivery["id"])

@@ -1,0 +1,95 @@
+"""Prometheus metrics (``prometheus-client``), served at ``GET /metrics``.
+
+Counters and histograms are this process's own: ``serve`` counts what it and its worker
+did (an ``icehook worker`` process serves no HTTP, and is not scraped). Jobs by status and
+the delivery backlog are read from the database at each scrape (``refresh``), so they are
+the whole deployment's.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from app.models import DeliveryStatus, JobStatus, deliveries, jobs
+
+if TYPE_CHECKING:
+    from app.main import Runtime
+
+REGISTRY = CollectorRegistry()
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+CALLBACKS_RECEIVED = Counter(
+    "icehook_callbacks_received",
+    "ICE callbacks received, by outcome as stored (pending: to be confirmed with ICE)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CALLBACKS_JUDGED = Counter(
+    "icehook_callbacks_judged",
+    "Pending callbacks judged after ICE was asked, by outcome",
+    ["outcome"],
+    registry=REGISTRY,
+)
+INTAKE_SECONDS = Histogram(
+    "icehook_callback_intake_seconds",
+    "From a callback's arrival to its answer (stored and committed)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+ICE_CALLS = Counter(
+    "icehook_ice_calls",
+    "ICE API requests, by action and outcome (ok, or the error code)",
+    ["action", "outcome"],
+    registry=REGISTRY,
+)
+DELIVERY_ATTEMPTS = Counter(
+    "icehook_delivery_attempts",
+    "Webhook delivery attempts, by outcome (delivered or failed)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+DELIVERY_SECONDS = Histogram(
+    "icehook_delivery_seconds",
+    "Duration of one webhook request",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0),
+    registry=REGISTRY,
+)
+JOBS = Gauge("icehook_jobs", "Jobs by status", ["status"], registry=REGISTRY)
+PENDING_DELIVERIES = Gauge(
+    "icehook_outbox_pending_deliveries",
+    "Webhook deliveries not yet delivered or dead",
+    registry=REGISTRY,
+)
+OLDEST_PENDING = Gauge(
+    "icehook_outbox_oldest_pending_seconds",
+    "Age of the oldest delivery not yet delivered or dead (0: none)",
+    registry=REGISTRY,
+)
+
+
+async def refresh(rt: Runtime) -> None:
+    """Read the database's side of the metrics."""
+    async with rt.sessionmaker() as session:
+        statuses = sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
+        counts: dict[str, int] = {
+            status: count for status, count in await session.execute(statuses)
+        }
+        pending, oldest = (
+            await session.execute(
+                sa.select(sa.func.count(), sa.func.min(deliveries.c.created_at)).where(
+                    deliveries.c.status == DeliveryStatus.PENDING
+                )
+            )
+        ).one()
+    for status in JobStatus:
+        JOBS.labels(status.value).set(counts.get(status, 0))
+    PENDING_DELIVERIES.set(pending)
+    OLDEST_PENDING.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
+
+
+def render() -> bytes:
+    return generate_latest(REGISTRY)
