@@ -510,18 +510,6 @@ async def record_all(
     ]
 
 
-async def record(
-    session: AsyncSession,
-    delivery: Mapping[Any, Any],
-    attempt: Attempt,
-    settings: Settings,
-    rng: random.Random,
-) -> DeliveryStatus:
-    """``record_all`` for one delivery."""
-    (status,) = await record_all(session, [(delivery, attempt)], settings, rng)
-    return status
-
-
 async def _record_failure(
     session: AsyncSession,
     delivery: Mapping[Any, Any],

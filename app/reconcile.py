@@ -58,15 +58,6 @@ def lease_seconds(rt: Runtime) -> float:
 # -- applying ICE's answer ----------------------------------------------------------------
 
 
-async def apply_answer(
-    session: AsyncSession, job: RowMapping, answer: Answer, source: EventSource
-) -> RowMapping:
-    """Apply ICE's answer to ``job`` (locked); return the job row as it is now."""
-    moves = await plan_moves(session, job, answer, source)
-    rows = await record_statuses(session, moves)
-    return next((row for row in rows if row is not None and row["id"] == job["id"]), job)
-
-
 async def plan_moves(
     session: AsyncSession, job: RowMapping, answer: Answer, source: EventSource
 ) -> list[Move]:

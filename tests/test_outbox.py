@@ -10,6 +10,7 @@ import json
 import random
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -325,6 +326,18 @@ def test_a_rotated_out_secret_signs_only_during_its_overlap() -> None:
     assert outbox.signing_secrets(row, now + timedelta(seconds=1)) == ["new"]
 
 
+async def record(
+    session: AsyncSession,
+    delivery: Mapping[Any, Any],
+    attempt: outbox.Attempt,
+    settings: Settings,
+    rng: random.Random,
+) -> str:
+    """``outbox.record_all`` for one delivery."""
+    (status,) = await outbox.record_all(session, [(delivery, attempt)], settings, rng)
+    return status
+
+
 async def two_events(sessionmaker: async_sessionmaker[AsyncSession]) -> uuid.UUID:
     """A subscription, and one job with two events for it; returns the subscription id."""
     subscription_id, job_id = uuid.uuid4(), uuid.uuid4()
@@ -360,12 +373,12 @@ async def test_a_jobs_next_event_waits_until_the_earlier_one_is_delivered_or_dea
     async with sessionmaker.begin() as session:
         assert await outbox.claim(session, limit=10, lease_seconds=60) == [], "leased, or next"
         failed = outbox.Attempt(status_code=500)
-        assert await outbox.record(session, first, failed, settings, rng) == "pending"
+        assert await record(session, first, failed, settings, rng) == "pending"
     await asyncio.sleep(0.01)
     async with sessionmaker.begin() as session:
         (again,) = await outbox.claim(session, limit=10, lease_seconds=60)
         assert again["event_id"] == "msg_0", "the same event again, not the next one"
-        assert await outbox.record(session, again, failed, settings, rng) == "dead"
+        assert await record(session, again, failed, settings, rng) == "dead"
     async with sessionmaker.begin() as session:
         (second,) = await outbox.claim(session, limit=10, lease_seconds=60)
     assert second["event_id"] == "msg_1"
@@ -378,7 +391,7 @@ async def test_410_gone_disables_the_subscription(
     async with sessionmaker.begin() as session:
         (first,) = await outbox.claim(session, limit=10, lease_seconds=60)
         gone = outbox.Attempt(status_code=410)
-        assert await outbox.record(session, first, gone, Settings(), random.Random()) == "dead"
+        assert await record(session, first, gone, Settings(), random.Random()) == "dead"
     async with sessionmaker.begin() as session:
         row = (await session.execute(sa.select(subscriptions))).mappings().one()
         assert (row["id"], row["enabled"]) == (subscription_id, False)
@@ -394,9 +407,9 @@ async def test_a_subscription_failing_for_too_long_is_disabled_and_a_success_cle
     rng = random.Random(1)
     async with sessionmaker.begin() as session:
         (first,) = await outbox.claim(session, limit=1, lease_seconds=60)
-        await outbox.record(session, first, outbox.Attempt(status_code=200), settings, rng)
+        await record(session, first, outbox.Attempt(status_code=200), settings, rng)
         (second,) = await outbox.claim(session, limit=1, lease_seconds=60)
-        await outbox.record(session, second, outbox.Attempt(error="refused"), settings, rng)
+        await record(session, second, outbox.Attempt(error="refused"), settings, rng)
         row = (await session.execute(sa.select(subscriptions))).mappings().one()
         assert row["enabled"], "failing, not yet for long"
         assert row["failing_since"] is not None
@@ -406,7 +419,7 @@ async def test_a_subscription_failing_for_too_long_is_disabled_and_a_success_cle
     await asyncio.sleep(0.01)
     async with sessionmaker.begin() as session:
         (second,) = await outbox.claim(session, limit=1, lease_seconds=60)
-        await outbox.record(session, second, outbox.Attempt(status_code=503), settings, rng)
+        await record(session, second, outbox.Attempt(status_code=503), settings, rng)
         row = (await session.execute(sa.select(subscriptions))).mappings().one()
         assert not row["enabled"]
         assert "every delivery has failed since" in row["disabled_reason"]
