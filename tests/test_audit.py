@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
+from app import db
+from app.models import jobs
 from tests.receiver import receiver
 from tests.stack import Stack, envelope, eventually, stack
 
@@ -103,3 +107,39 @@ async def test_a_jobs_timeline_and_every_callback_with_how_it_was_judged(
             assert answer.status_code == 422, (params, answer.text)
         async with httpx.AsyncClient(base_url=str(s.api.base_url)) as anonymous:
             assert (await anonymous.get("/v1/callbacks")).status_code == 401
+
+
+async def insert_jobs(database_url: str, count: int) -> None:
+    """``count`` jobs in one transaction (so with one created_at)."""
+    engine = db.create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.insert(jobs),
+                [{"id": uuid.uuid4(), "kind": "job", "status": "submitted"} for _ in range(count)],
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_job_pages_stay_correct_while_new_jobs_arrive(database_url: str) -> None:
+    """Jobs created while a client pages through the list never shift its pages: every job
+    that existed is seen once, newest first, and the new ones only before the first page."""
+    async with stack(database_url) as s:
+        for _ in range(3):  # three transactions: three created_at values, ties by id
+            await insert_jobs(database_url, 10)
+        existing = {str(row.id) for row in await s.rows(sa.select(jobs.c.id))}
+        seen: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+            page = (await s.api.get("/v1/jobs", params=params)).json()
+            seen += page["items"]
+            await insert_jobs(database_url, 2)  # new jobs between every two pages
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    assert [job["id"] for job in seen if job["id"] in existing] == [job["id"] for job in seen]
+    assert sorted(job["id"] for job in seen) == sorted(existing), "each once, none missed"
+    keys = [(job["created_at"], job["id"]) for job in seen]
+    assert keys == sorted(keys, reverse=True)
