@@ -7,7 +7,6 @@ credential.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import uuid
@@ -25,7 +24,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import db, inbox, metrics, outbox, reconcile, schemas, submission
+from app import audit, db, inbox, metrics, outbox, reconcile, schemas, submission
 from app.errors import (
     Conflict,
     IceRefused,
@@ -38,14 +37,10 @@ from app.models import (
     DeliveryStatus,
     EventSource,
     JobKind,
-    callbacks,
     deliveries,
-    delivery_attempts,
-    job_events,
     jobs,
     subscriptions,
 )
-from app.models import outbox as messages
 from app.queue import DELIVERIES, claim_jobs, notify
 
 if TYPE_CHECKING:
@@ -194,59 +189,26 @@ async def _submit(
     return JSONResponse(schemas.job_resource(job), status_code=status)
 
 
-async def _find_job(request: Request, kind: JobKind | None = None) -> dict[str, Any]:
+async def _find_job(
+    session: AsyncSession, request: Request, kind: JobKind | None = None
+) -> RowMapping:
     """The job named by the path's ``id``: icehook's id or ICE's JobId."""
     raw = request.path_params["id"]
-    condition = jobs.c.ice_job_id == raw
-    with contextlib.suppress(ValueError):
-        # ICE's JobIds are 32 hex digits, which also parse as a UUID: look for both.
-        condition = sa.or_(condition, jobs.c.id == uuid.UUID(raw))
-    if kind is not None:
-        condition = sa.and_(condition, jobs.c.kind == kind)
-    async with runtime(request).sessionmaker() as session:
-        row = (await session.execute(sa.select(jobs).where(condition))).mappings().one_or_none()
+    row = await audit.find_job(session, raw, kind)
     if row is None:
         raise NotFound(f"no {kind.value if kind else 'job'} {raw!r}")
-    return dict(row)
+    return row
 
 
 async def get_job(request: Request) -> JSONResponse:
-    """One job with its timeline: its events, the callbacks received for it (each with how
-    it was judged) and its deliveries, each oldest first."""
-    job = await _find_job(request)
+    """One job with its timeline (``audit.timeline``)."""
     async with runtime(request).sessionmaker() as session:
-        events = (
-            await session.execute(
-                sa.select(job_events)
-                .where(job_events.c.job_id == job["id"])
-                .order_by(job_events.c.id)
-            )
-        ).mappings()
-        received = (
-            await session.execute(
-                sa.select(*CALLBACK_COLUMNS)
-                .where(callbacks.c.job_id == job["id"])
-                .order_by(callbacks.c.id)
-            )
-        ).mappings()
-        sent = (
-            await session.execute(
-                sa.select(*DELIVERY_COLUMNS)
-                .join(messages, messages.c.id == deliveries.c.message_id)
-                .where(deliveries.c.job_id == job["id"])
-                .order_by(deliveries.c.id)
-            )
-        ).mappings()
-        resource = schemas.job_resource(job)
-        resource["events"] = [schemas.event_resource(e) for e in events]
-        resource["callbacks"] = [schemas.callback_resource(c) for c in received]
-        resource["deliveries"] = [schemas.delivery_resource(d) for d in sent]
-    return JSONResponse(resource)
+        return JSONResponse(await audit.timeline(session, await _find_job(session, request)))
 
 
 async def get_batch(request: Request) -> JSONResponse:
-    batch = await _find_job(request, JobKind.BATCH)
     async with runtime(request).sessionmaker() as session:
+        batch = await _find_job(session, request, JobKind.BATCH)
         subs = (
             await session.execute(
                 sa.select(jobs).where(jobs.c.batch_id == batch["id"]).order_by(jobs.c.created_at)
@@ -260,8 +222,8 @@ async def get_batch(request: Request) -> JSONResponse:
 async def reconcile_job(request: Request) -> JSONResponse:
     """Ask ICE now and apply the answer."""
     rt = runtime(request)
-    job = await _find_job(request)
     async with rt.sessionmaker.begin() as session:
+        job = await _find_job(session, request)
         claimed = await claim_jobs(
             session,
             jobs.c.id == job["id"],
@@ -276,75 +238,15 @@ async def reconcile_job(request: Request) -> JSONResponse:
 
 async def list_jobs(request: Request) -> JSONResponse:
     query = schemas.parse_job_query(request.query_params)
-    conditions = _equal(
-        (jobs.c.status, query.status),
-        (jobs.c.ice_job_id, query.ice_job_id),
-        (jobs.c.project_id, query.project_id),
-        (jobs.c.batch_id, query.batch_id),
-    )
-    if query.created_after is not None:
-        conditions.append(jobs.c.created_at >= query.created_after)
-    if query.created_before is not None:
-        conditions.append(jobs.c.created_at < query.created_before)
-    if query.cursor is not None:
-        conditions.append(sa.tuple_(jobs.c.created_at, jobs.c.id) < sa.tuple_(*query.cursor))
-    statement = (
-        sa.select(jobs).where(*conditions).order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
-    )
-    return await _page(
-        request,
-        statement,
-        query.limit,
-        schemas.job_resource,
-        lambda last: schemas.encode_cursor(last["created_at"], last["id"]),
-    )
-
-
-CALLBACK_COLUMNS = tuple(callbacks.c[name] for name in schemas.CALLBACK_FIELDS)
+    async with runtime(request).sessionmaker() as session:
+        return JSONResponse(await audit.list_jobs(session, query))
 
 
 async def list_callbacks(request: Request) -> JSONResponse:
     """Every received callback, rejected and unmatched ones too; newest first."""
     query = schemas.parse_callback_query(request.query_params)
-    conditions = _equal((callbacks.c.outcome, query.outcome), (callbacks.c.job_id, query.job_id))
-    if query.received_after is not None:
-        conditions.append(callbacks.c.received_at >= query.received_after)
-    if query.received_before is not None:
-        conditions.append(callbacks.c.received_at < query.received_before)
-    if query.before_id is not None:
-        conditions.append(callbacks.c.id < query.before_id)
-    statement = sa.select(*CALLBACK_COLUMNS).where(*conditions).order_by(callbacks.c.id.desc())
-    return await _page(
-        request,
-        statement,
-        query.limit,
-        schemas.callback_resource,
-        lambda last: schemas.encode_id_cursor(last["id"]),
-    )
-
-
-def _equal(*pairs: tuple[sa.ColumnElement[Any], object]) -> list[sa.ColumnElement[bool]]:
-    """A list query's equality filters: one condition per value that was given."""
-    return [column == value for column, value in pairs if value is not None]
-
-
-async def _page(
-    request: Request,
-    statement: sa.Select[Any],
-    limit: int,
-    resource: Callable[[RowMapping], dict[str, Any]],
-    cursor_of: Callable[[RowMapping], str],
-) -> JSONResponse:
-    """``limit`` rows of ``statement`` (ordered newest first) and the cursor to the next."""
     async with runtime(request).sessionmaker() as session:
-        rows = (await session.execute(statement.limit(limit + 1))).mappings().all()
-    page = rows[:limit]
-    return JSONResponse(
-        {
-            "items": [resource(row) for row in page],
-            "next_cursor": cursor_of(page[-1]) if len(rows) > limit else None,
-        }
-    )
+        return JSONResponse(await audit.list_callbacks(session, query))
 
 
 # -- subscriptions ----------------------------------------------------------------------------
@@ -523,8 +425,6 @@ async def replay_subscription(request: Request) -> JSONResponse:
 
 # -- deliveries -------------------------------------------------------------------------------
 
-DELIVERY_COLUMNS = (*deliveries.c, messages.c.event_id)
-
 
 def _delivery_id(request: Request) -> int:
     raw = request.path_params["id"]
@@ -535,52 +435,14 @@ def _delivery_id(request: Request) -> int:
 
 async def list_deliveries(request: Request) -> JSONResponse:
     query = schemas.parse_delivery_query(request.query_params)
-    conditions = _equal(
-        (deliveries.c.status, query.status),
-        (deliveries.c.subscription_id, query.subscription_id),
-        (deliveries.c.job_id, query.job_id),
-        (deliveries.c.event_type, query.event_type),
-    )
-    if query.before_id is not None:
-        conditions.append(deliveries.c.id < query.before_id)
-    statement = (
-        sa.select(*DELIVERY_COLUMNS)
-        .join(messages, messages.c.id == deliveries.c.message_id)
-        .where(*conditions)
-        .order_by(deliveries.c.id.desc())
-    )
-    return await _page(
-        request,
-        statement,
-        query.limit,
-        schemas.delivery_resource,
-        lambda last: schemas.encode_id_cursor(last["id"]),
-    )
+    async with runtime(request).sessionmaker() as session:
+        return JSONResponse(await audit.list_deliveries(session, query))
 
 
 async def _delivery(session: AsyncSession, delivery_id: int) -> dict[str, Any]:
-    row = (
-        (
-            await session.execute(
-                sa.select(*DELIVERY_COLUMNS)
-                .join(messages, messages.c.id == deliveries.c.message_id)
-                .where(deliveries.c.id == delivery_id)
-            )
-        )
-        .mappings()
-        .one_or_none()
-    )
-    if row is None:
+    resource = await audit.delivery(session, delivery_id)
+    if resource is None:
         raise NotFound(f"no delivery {delivery_id}")
-    attempts = (
-        await session.execute(
-            sa.select(delivery_attempts)
-            .where(delivery_attempts.c.delivery_id == delivery_id)
-            .order_by(delivery_attempts.c.id)
-        )
-    ).mappings()
-    resource = schemas.delivery_resource(row)
-    resource["attempt_log"] = [schemas.attempt_resource(a) for a in attempts]
     return resource
 
 
