@@ -34,10 +34,8 @@ from app.errors import (
     error_body,
 )
 from app.models import (
-    DeliveryStatus,
     EventSource,
     JobKind,
-    deliveries,
     jobs,
     subscriptions,
 )
@@ -258,14 +256,6 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return schemas.parse_json_body(await read_body(request, JSON_BODY_MAX))
 
 
-async def _check_reachable(rt: Runtime, url: str) -> None:
-    """Refuse a subscriber URL whose host icehook may not reach (checked again at delivery)."""
-    try:
-        await outbox.resolve(url, rt.settings.allowed_webhook_nets)
-    except outbox.Refused as exc:
-        raise ValidationError("url", str(exc)) from None
-
-
 def _subscription_id(request: Request) -> uuid.UUID:
     try:
         return uuid.UUID(request.path_params["id"])
@@ -294,33 +284,16 @@ async def create_subscription(request: Request) -> JSONResponse:
     """201 with the subscription and its ``secret``, which is never shown again."""
     rt = runtime(request)
     values = schemas.parse_subscription(await _json_body(request))
-    await _check_reachable(rt, values["url"])
-    secret = outbox.new_secret()
+    await outbox.check_reachable(values["url"], rt.settings.allowed_webhook_nets)
     async with rt.sessionmaker.begin() as session:
-        row = (
-            (
-                await session.execute(
-                    sa.insert(subscriptions)
-                    .values(id=uuid.uuid4(), secret=secret, **values)
-                    .returning(*subscriptions.c)
-                )
-            )
-            .mappings()
-            .one()
-        )
+        row, secret = await outbox.subscribe(session, values)
     return JSONResponse(schemas.subscription_resource(row) | {"secret": secret}, status_code=201)
 
 
 async def list_subscriptions(request: Request) -> JSONResponse:
     async with runtime(request).sessionmaker() as session:
-        rows = (
-            await session.execute(
-                sa.select(subscriptions)
-                .where(subscriptions.c.deleted_at.is_(None))
-                .order_by(subscriptions.c.created_at, subscriptions.c.id)
-            )
-        ).mappings()
-        return JSONResponse({"items": [schemas.subscription_resource(r) for r in rows]})
+        rows = await outbox.subscriptions_in_use(session)
+    return JSONResponse({"items": [schemas.subscription_resource(r) for r in rows]})
 
 
 async def get_subscription(request: Request) -> JSONResponse:
@@ -335,7 +308,7 @@ async def update_subscription(request: Request) -> JSONResponse:
     subscription_id = _subscription_id(request)
     values = schemas.parse_subscription(await _json_body(request), partial=True)
     if "url" in values:
-        await _check_reachable(rt, values["url"])
+        await outbox.check_reachable(values["url"], rt.settings.allowed_webhook_nets)
     if values.get("enabled"):
         values |= {"disabled_reason": None, "failing_since": None}
     async with rt.sessionmaker.begin() as session:
@@ -361,20 +334,8 @@ async def delete_subscription(request: Request) -> Response:
     """204; the subscription's undelivered events are marked dead (its history is kept)."""
     subscription_id = _subscription_id(request)
     async with runtime(request).sessionmaker.begin() as session:
-        await _find_subscription(session, subscription_id)
-        await session.execute(
-            sa.update(subscriptions)
-            .where(subscriptions.c.id == subscription_id)
-            .values(enabled=False, deleted_at=sa.func.now(), updated_at=sa.func.now())
-        )
-        await session.execute(
-            sa.update(deliveries)
-            .where(
-                deliveries.c.subscription_id == subscription_id,
-                deliveries.c.status == DeliveryStatus.PENDING,
-            )
-            .values(status=DeliveryStatus.DEAD, last_error="the subscription was deleted")
-        )
+        if not await outbox.unsubscribe(session, subscription_id):
+            raise NotFound(f"no subscription {str(subscription_id)!r}")
     return Response(status_code=204)
 
 
@@ -458,15 +419,6 @@ async def retry_delivery(request: Request) -> JSONResponse:
     async with runtime(request).sessionmaker.begin() as session:
         if await outbox.retry(session, delivery_id) is None:
             raise NotFound(f"no delivery {delivery_id}")
-        subscription = (
-            await session.execute(
-                sa.select(subscriptions.c.enabled, subscriptions.c.deleted_at)
-                .join(deliveries, deliveries.c.subscription_id == subscriptions.c.id)
-                .where(deliveries.c.id == delivery_id)
-            )
-        ).one()
-        if subscription.deleted_at is not None or not subscription.enabled:
-            raise Conflict("its subscription is disabled or deleted; enable it first")
         resource = await _delivery(session, delivery_id)
     return JSONResponse(resource, status_code=202)
 

@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp
 
-from app import db
-from app.errors import ConfigError
+from app import admin, db
+from app.errors import ApiError, ConfigError, ValidationError
 from app.main import create_app, open_runtime
 from app.settings import Settings
 from app.simulator import SimulatorSettings, create_simulator_app
@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     for name in SimulatorSettings.BEHAVIOUR:
         simulator.add_argument(f"--{name.replace('_', '-')}", dest=f"sim_{name}", metavar="VALUE")
     simulator.set_defaults(run=_simulator)
+    admin.add_commands(commands, _operate)
     return parser
 
 
@@ -157,6 +158,30 @@ def _worker(args: argparse.Namespace) -> None:
             await worker.run()
 
     _run(run())
+
+
+def _operate(args: argparse.Namespace, command: admin.Command) -> None:
+    """Run an operator command (``admin``) in one transaction on the configured database."""
+    logging.getLogger().setLevel(logging.WARNING)  # the answer, not the service's log lines
+    settings = _prepare_database(Settings.from_env(os.environ))
+    url = settings.database_url
+    assert url is not None
+
+    async def run() -> None:
+        engine = db.create_engine(url)
+        try:
+            async with db.create_sessionmaker(engine).begin() as session:
+                await command(args, session, settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        _run(run())
+    except ValidationError as exc:
+        raise admin.refusal(exc) from None
+    except ApiError as exc:  # it does not exist, or cannot be done now
+        print(f"icehook: {exc.message}", file=sys.stderr)
+        sys.exit(admin.EXIT_REFUSED)
 
 
 def _simulator(args: argparse.Namespace) -> None:

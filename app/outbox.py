@@ -34,6 +34,7 @@ import random
 import secrets
 import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, array, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import db, metrics, outbound
+from app.errors import Conflict, ValidationError
 from app.models import (
     DeliveryStatus,
     JobKind,
@@ -131,6 +133,65 @@ def fan_out(messages: sa.CTE) -> sa.Select[Any]:
     return sa.select(notify(DELIVERIES)).where(sa.exists(sa.select(fanned.c.id)))
 
 
+async def check_reachable(url: str, allowed: Sequence[IpNetwork]) -> None:
+    """Refuse (``ValidationError`` on ``url``) a subscriber URL whose host icehook may not
+    reach; it is checked again at every delivery."""
+    try:
+        await resolve(url, allowed)
+    except Refused as exc:
+        raise ValidationError("url", str(exc)) from None
+
+
+async def subscribe(session: AsyncSession, values: Mapping[str, Any]) -> tuple[RowMapping, str]:
+    """A new subscription (``values``: as ``schemas.parse_subscription`` gives them) and its
+    secret, which is shown this once."""
+    secret = new_secret()
+    row = (
+        (
+            await session.execute(
+                sa.insert(subscriptions)
+                .values(id=uuid.uuid4(), secret=secret, **values)
+                .returning(*subscriptions.c)
+            )
+        )
+        .mappings()
+        .one()
+    )
+    return row, secret
+
+
+async def subscriptions_in_use(session: AsyncSession) -> list[RowMapping]:
+    """Every subscription that is not deleted, oldest first."""
+    rows = await session.execute(
+        sa.select(subscriptions)
+        .where(subscriptions.c.deleted_at.is_(None))
+        .order_by(subscriptions.c.created_at, subscriptions.c.id)
+    )
+    return list(rows.mappings())
+
+
+async def unsubscribe(session: AsyncSession, subscription_id: uuid.UUID) -> bool:
+    """Delete a subscription (its history is kept; its undelivered events become dead);
+    False if there is no such subscription."""
+    deleted = await session.execute(
+        sa.update(subscriptions)
+        .where(subscriptions.c.id == subscription_id, subscriptions.c.deleted_at.is_(None))
+        .values(enabled=False, deleted_at=sa.func.now(), updated_at=sa.func.now())
+        .returning(subscriptions.c.id)
+    )
+    if deleted.one_or_none() is None:
+        return False
+    await session.execute(
+        sa.update(deliveries)
+        .where(
+            deliveries.c.subscription_id == subscription_id,
+            deliveries.c.status == DeliveryStatus.PENDING,
+        )
+        .values(status=DeliveryStatus.DEAD, last_error="the subscription was deleted")
+    )
+    return True
+
+
 def new_secret() -> str:
     """A ``whsec_`` secret: 32 random bytes, base64 (what Standard Webhooks libraries read)."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -189,7 +250,8 @@ def _due_again() -> dict[str, Any]:
 
 
 async def retry(session: AsyncSession, delivery_id: int) -> RowMapping | None:
-    """Make a delivery due now, with a fresh retry schedule; None if there is no such."""
+    """Make a delivery due now, with a fresh retry schedule; None if there is no such.
+    ``Conflict`` if its subscription is disabled or deleted (it would not be sent)."""
     row = (
         (
             await session.execute(
@@ -202,8 +264,18 @@ async def retry(session: AsyncSession, delivery_id: int) -> RowMapping | None:
         .mappings()
         .one_or_none()
     )
-    if row is not None:
-        await session.execute(sa.select(notify(DELIVERIES)))
+    if row is None:
+        return None
+    subscription = (
+        await session.execute(
+            sa.select(subscriptions.c.enabled, subscriptions.c.deleted_at).where(
+                subscriptions.c.id == row["subscription_id"]
+            )
+        )
+    ).one()
+    if subscription.deleted_at is not None or not subscription.enabled:
+        raise Conflict("its subscription is disabled or deleted; enable it first")
+    await session.execute(sa.select(notify(DELIVERIES)))
     return row
 
 
