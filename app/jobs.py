@@ -240,8 +240,8 @@ def _moved(move: Move) -> dict[str, Any]:
         "id": move.job["id"],
         "status": move.status.value,
         "final": move.status in TERMINAL_STATUSES,
-        **{name: move.changes.get(name, move.job[name]) for name in CHANGEABLE},
-        "parameters": json.dumps(parameters) if parameters is not None else None,
+        **{name: move.changes.get(name, move.job[name]) for name in CHANGEABLE - {"parameters"}},
+        "parameters": json.dumps(parameters) if parameters is not None else None,  # None: kept
     }
 
 
