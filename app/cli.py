@@ -1,10 +1,10 @@
 """The ``icehook`` command.
 
 Every command reads the settings once, at start. A configuration error prints one line
-naming the variable and exits with status 2. ``serve`` and ``simulator`` run their
-servers in one event loop; icehook, not uvicorn, owns SIGTERM and SIGINT, so every server
-shuts down gracefully and the process exits normally (and the embedded database, if this
-was its last user, is stopped).
+naming the variable and exits with status 2. ``serve``, ``simulator`` and ``demo`` run
+their servers in one event loop; icehook, not uvicorn, owns SIGTERM and SIGINT, so every
+server shuts down gracefully and the process exits normally (and the embedded database, if
+this was its last user, is stopped).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import math
 import os
 import secrets
 import signal
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp
 
-from app import admin, db
+from app import admin, db, demo
 from app.errors import ApiError, ConfigError, ValidationError
 from app.main import create_app, open_runtime
 from app.settings import Settings
@@ -91,6 +92,25 @@ def _parser() -> argparse.ArgumentParser:
     for name in SimulatorSettings.BEHAVIOUR:
         simulator.add_argument(f"--{name.replace('_', '-')}", dest=f"sim_{name}", metavar="VALUE")
     simulator.set_defaults(run=_simulator)
+
+    demo_command = commands.add_parser(
+        "demo",
+        help="the whole product at work: service, simulator, jobs, callbacks, webhooks",
+        description=(
+            "Run the service, the ICE simulator and a webhook receiver on free loopback ports, "
+            "submit a few jobs through the API (one callback dropped, some duplicated, one job "
+            "failing), show what happens, and print a summary. Exits 0 when every job is final "
+            "and every event was delivered and verified, else 1."
+        ),
+    )
+    demo_command.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=demo.DEFAULT_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"give up after this long (default {demo.DEFAULT_TIMEOUT_SECONDS:g})",
+    )
+    demo_command.set_defaults(run=_demo)
     admin.add_commands(commands, _operate)
     return parser
 
@@ -140,6 +160,36 @@ def _serve(args: argparse.Namespace) -> None:
     apps.insert(0, (create_app(settings, workers=True), api_socket))
     print(f"icehook: serving at {_url_of(api_socket)}", file=sys.stderr)
     _run_servers(apps)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    """The service, the simulator and ``app/demo.py``'s receiver in one event loop, driven
+    through the API by ``demo.drive`` until every job is final and every event verified."""
+    demo.quiet_logs()
+    settings = Settings.from_env(os.environ)
+    api_socket, sim_socket, receiver_socket = (_bind("127.0.0.1", 0) for _ in range(3))
+    setup = demo.make_setup(
+        api_url=_url_of(api_socket),
+        simulator_url=_url_of(sim_socket),
+        receiver_url=_url_of(receiver_socket),
+        database=demo.describe_database(settings),
+    )
+    if settings.database_url is None:
+        print(f"icehook demo: starting the {setup.database}", flush=True)
+    settings = _prepare_database(demo.service_settings(settings, setup))
+    receiver = demo.Receiver()
+    code = _run_servers(
+        [
+            (create_app(settings, workers=True), api_socket),
+            (create_simulator_app(demo.simulator_settings(setup)), sim_socket),
+            (demo.create_receiver_app(receiver), receiver_socket),
+        ],
+        main=lambda: demo.drive(setup, receiver, time_limit=args.timeout),
+    )
+    if code is None:
+        print("icehook demo: stopped before it finished", file=sys.stderr)
+        code = 1
+    sys.exit(code)
 
 
 def _worker(args: argparse.Namespace) -> None:
@@ -248,6 +298,16 @@ def _simulator_settings(environ: Mapping[str, str], flags: Mapping[str, str]) ->
         raise ConfigError(flag, str(exc).split(": ", 1)[-1]) from None
 
 
+def _positive_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {raw!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {raw!r}")
+    return value
+
+
 def _bind(host: str, port: int, flag: str = "--port") -> socket.socket:
     """Listen before anything else starts, so a taken port is a clear error at once."""
     # IPPROTO_TCP given, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP (uvloop
@@ -280,8 +340,15 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _run_servers(apps: Sequence[tuple[ASGIApp, socket.socket]]) -> None:
-    """Serve every app until SIGTERM/SIGINT (a second one forces the exit) or one fails."""
+def _run_servers(
+    apps: Sequence[tuple[ASGIApp, socket.socket]],
+    main: Callable[[], Coroutine[Any, Any, int]] | None = None,
+) -> int | None:
+    """Serve every app until SIGTERM/SIGINT (a second one forces the exit) or one fails.
+
+    With ``main``, also run it once every server is started and stop them all when it
+    returns; return what it returned, or None when it did not finish (a signal came first).
+    """
     servers = [
         _Server(
             uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=20)
@@ -289,7 +356,7 @@ def _run_servers(apps: Sequence[tuple[ASGIApp, socket.socket]]) -> None:
         for app, _ in apps
     ]
 
-    async def run() -> bool:
+    async def run() -> tuple[bool, int | None]:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
 
@@ -307,20 +374,40 @@ def _run_servers(apps: Sequence[tuple[ASGIApp, socket.socket]]) -> None:
         ]
         stopping = asyncio.create_task(stop.wait())
 
-        async def freeze_when_started() -> None:
+        async def when_started() -> None:
             while not all(server.started for server in servers):
                 await asyncio.sleep(0.05)
+
+        async def freeze_when_started() -> None:
+            await when_started()
             _freeze_heap()
 
+        async def main_when_started() -> int:
+            assert main is not None
+            await when_started()
+            return await main()
+
         freezing = asyncio.create_task(freeze_when_started())
-        await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        driving = asyncio.create_task(main_when_started()) if main else None
+        await asyncio.wait(
+            [stopping, *tasks, *([driving] if driving else [])],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
         freezing.cancel()
+        if driving is not None and not driving.done():
+            driving.cancel()  # a signal, or a server stopped: the servers still run meanwhile
+            await asyncio.gather(driving, return_exceptions=True)
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)
         stopping.cancel()
-        return all(server.started for server in servers)
+        started = all(server.started for server in servers)
+        if driving is None or driving.cancelled():
+            return started, None
+        return started, driving.result()
 
-    if not _run(run()):
+    started, result = _run(run())
+    if not started:
         print("icehook: a server failed to start (see the log above)", file=sys.stderr)
         sys.exit(EXIT_STARTUP_FAILED)
+    return result
