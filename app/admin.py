@@ -23,6 +23,7 @@ from app.errors import ConfigError, NotFound, ValidationError
 from app.settings import Settings
 
 EXIT_REFUSED = 1  # what was named does not exist, or cannot be done now
+BLANK: tuple[object, ...] = (None, {}, "")  # values "jobs show" leaves out
 
 Command = Callable[[argparse.Namespace, AsyncSession, Settings], Awaitable[None]]
 
@@ -106,7 +107,7 @@ async def show_job(args: argparse.Namespace, session: AsyncSession, settings: Se
     if args.json:
         _print_json(timeline)
         return
-    fields = [name for name in schemas.JOB_FIELDS if timeline.get(name) not in (None, {}, "")]
+    fields = [name for name in schemas.Job.__annotations__ if timeline.get(name) not in BLANK]
     width = max(map(len, fields))
     for name in fields:
         print(f"{name:<{width}}  {_cell(timeline[name])}")

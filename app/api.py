@@ -7,8 +7,10 @@ credential.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,11 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import audit, db, inbox, metrics, outbox, reconcile, schemas, submission
+from app import audit, db, inbox, metrics, openapi, outbox, reconcile, schemas, submission
 from app.errors import (
     Conflict,
     IceRefused,
@@ -36,16 +38,17 @@ from app.errors import (
 from app.models import (
     EventSource,
     JobKind,
+    JobStatus,
     jobs,
     subscriptions,
 )
+from app.openapi import Text, operation
 from app.queue import DELIVERIES, claim_jobs, notify
 
 if TYPE_CHECKING:
     from app.main import Runtime
 
 SUBMIT_MAX_BYTES = 4 * 1024 * 1024  # a Timeline can be large
-IDEMPOTENCY_KEY_MAX = 200
 
 
 def runtime(request: Request) -> Runtime:
@@ -99,11 +102,13 @@ async def read_body(request: Request, limit: int) -> bytes:
 # -- health ---------------------------------------------------------------------------------
 
 
+@operation({200: schemas.Health}, public=True, database=False)
 async def healthz(request: Request) -> JSONResponse:
     """Liveness: the process answers."""
     return JSONResponse({"status": "ok"})
 
 
+@operation({200: schemas.Readiness, 503: schemas.Readiness}, public=True)
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: the database answers and its schema is at the migrations' head."""
     rt = runtime(request)
@@ -116,10 +121,28 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "schema": revision})
 
 
+@operation({200: Text("text/plain")})
 async def serve_metrics(request: Request) -> Response:
     """Prometheus' text format (behind the API key, as a bearer token)."""
     await metrics.refresh(runtime(request))
     return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+
+
+@operation({200: Text("application/json")}, public=True, database=False)
+async def openapi_json(request: Request) -> Response:
+    """This API's description (OpenAPI 3.1)."""
+    return Response(_openapi_document(), media_type="application/json")
+
+
+@functools.cache
+def _openapi_document() -> bytes:
+    return json.dumps(openapi.document(routes), ensure_ascii=False).encode()
+
+
+@operation({200: Text("text/html")}, public=True, database=False)
+async def docs(request: Request) -> HTMLResponse:
+    """The API description, rendered in the browser (Swagger UI)."""
+    return HTMLResponse(openapi.DOCS_PAGE)
 
 
 def _not_ready(reason: str) -> JSONResponse:
@@ -129,7 +152,16 @@ def _not_ready(reason: str) -> JSONResponse:
 # -- ICE callbacks ----------------------------------------------------------------------------
 
 
+@operation(
+    {200: Text("text/plain"), 400: schemas.Error, 401: schemas.Error},
+    body=schemas.IceCallback,
+    public=True,
+)
 async def receive_callback(request: Request) -> Response:
+    """Where ICE posts a job's callbacks: stored, then answered 200.
+
+    The token in the path is the credential (with X-ICE-SIGNATURE when AuthKeys are set).
+    """
     rt = runtime(request)
     with metrics.INTAKE_SECONDS.time():
         body = await read_body(request, rt.settings.callback_max_bytes)
@@ -150,11 +182,29 @@ async def receive_callback(request: Request) -> Response:
 # -- jobs -------------------------------------------------------------------------------------
 
 
+@operation(
+    {200: schemas.Job, 201: schemas.Job, 202: schemas.Job},
+    body=schemas.JobSubmission,
+    headers=schemas.SubmitHeaders,
+    errors=(409,),
+)
 async def create_job(request: Request) -> JSONResponse:
+    """Submit one SubmitMediaProducingJob.
+
+    201 with the job; 202 while ICE's answer is not known yet (the sweeper settles it); 200
+    for a repeated Idempotency-Key with the same body.
+    """
     return await _submit(request, schemas.parse_job)
 
 
+@operation(
+    {200: schemas.Job, 201: schemas.Job, 202: schemas.Job},
+    body=schemas.BatchSubmission,
+    headers=schemas.SubmitHeaders,
+    errors=(409,),
+)
 async def create_batch(request: Request) -> JSONResponse:
+    """Submit one SubmitSceneBatchEditingJob (answered as a job submission is)."""
     return await _submit(request, schemas.parse_batch)
 
 
@@ -164,8 +214,9 @@ async def _submit(
     body = schemas.parse_json_body(await read_body(request, SUBMIT_MAX_BYTES))
     sub = parse(body)
     key = request.headers.get("idempotency-key")
-    if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_MAX:
-        raise ValidationError("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
+    if key is not None and not 0 < len(key) <= schemas.IDEMPOTENCY_KEY_MAX:
+        limit = schemas.IDEMPOTENCY_KEY_MAX
+        raise ValidationError("Idempotency-Key", f"must be 1 to {limit} characters")
     try:
         job, replay = await submission.submit(
             runtime(request), sub, idempotency_key=key, body_hash=submission.request_hash(body)
@@ -198,13 +249,16 @@ async def _find_job(
     return row
 
 
+@operation({200: schemas.JobTimeline})
 async def get_job(request: Request) -> JSONResponse:
     """One job with its timeline (``audit.timeline``)."""
     async with runtime(request).sessionmaker() as session:
         return JSONResponse(await audit.timeline(session, await _find_job(session, request)))
 
 
+@operation({200: schemas.Batch})
 async def get_batch(request: Request) -> JSONResponse:
+    """One batch with its sub-jobs."""
     async with runtime(request).sessionmaker() as session:
         batch = await _find_job(session, request, JobKind.BATCH)
         subs = (
@@ -217,11 +271,14 @@ async def get_batch(request: Request) -> JSONResponse:
     return JSONResponse(resource)
 
 
+@operation({200: schemas.Job}, errors=(409,))
 async def reconcile_job(request: Request) -> JSONResponse:
     """Ask ICE now and apply the answer."""
     rt = runtime(request)
     async with rt.sessionmaker.begin() as session:
         job = await _find_job(session, request)
+        if job["ice_job_id"] is None and job["status"] != JobStatus.SUBMITTING:
+            return JSONResponse(schemas.job_resource(job))  # ICE refused it: nothing to ask
         claimed = await claim_jobs(
             session,
             jobs.c.id == job["id"],
@@ -234,12 +291,15 @@ async def reconcile_job(request: Request) -> JSONResponse:
     return JSONResponse(schemas.job_resource(after or job))
 
 
+@operation({200: schemas.JobPage}, query=schemas.JobFilters)
 async def list_jobs(request: Request) -> JSONResponse:
+    """Jobs, newest first, a page at a time."""
     query = schemas.parse_job_query(request.query_params)
     async with runtime(request).sessionmaker() as session:
         return JSONResponse(await audit.list_jobs(session, query))
 
 
+@operation({200: schemas.CallbackPage}, query=schemas.CallbackFilters)
 async def list_callbacks(request: Request) -> JSONResponse:
     """Every received callback, rejected and unmatched ones too; newest first."""
     query = schemas.parse_callback_query(request.query_params)
@@ -254,6 +314,9 @@ JSON_BODY_MAX = 64 * 1024
 
 async def _json_body(request: Request) -> dict[str, Any]:
     return schemas.parse_json_body(await read_body(request, JSON_BODY_MAX))
+
+
+SUBSCRIPTION_ID = {"id": uuid.UUID}  # the path parameter's type, for the API description
 
 
 def _subscription_id(request: Request) -> uuid.UUID:
@@ -280,6 +343,7 @@ async def _find_subscription(session: AsyncSession, subscription_id: uuid.UUID) 
     return row
 
 
+@operation({201: schemas.CreatedSubscription}, body=schemas.NewSubscription)
 async def create_subscription(request: Request) -> JSONResponse:
     """201 with the subscription and its ``secret``, which is never shown again."""
     rt = runtime(request)
@@ -290,18 +354,23 @@ async def create_subscription(request: Request) -> JSONResponse:
     return JSONResponse(schemas.subscription_resource(row) | {"secret": secret}, status_code=201)
 
 
+@operation({200: schemas.Subscriptions})
 async def list_subscriptions(request: Request) -> JSONResponse:
+    """Every subscription (deleted ones are not listed)."""
     async with runtime(request).sessionmaker() as session:
         rows = await outbox.subscriptions_in_use(session)
     return JSONResponse({"items": [schemas.subscription_resource(r) for r in rows]})
 
 
+@operation({200: schemas.Subscription}, path=SUBSCRIPTION_ID)
 async def get_subscription(request: Request) -> JSONResponse:
+    """One subscription."""
     async with runtime(request).sessionmaker() as session:
         row = await _find_subscription(session, _subscription_id(request))
     return JSONResponse(schemas.subscription_resource(row))
 
 
+@operation({200: schemas.Subscription}, body=schemas.SubscriptionChange, path=SUBSCRIPTION_ID)
 async def update_subscription(request: Request) -> JSONResponse:
     """Change what is given; enabling a disabled subscription clears why it was disabled."""
     rt = runtime(request)
@@ -330,6 +399,7 @@ async def update_subscription(request: Request) -> JSONResponse:
     return JSONResponse(schemas.subscription_resource(row))
 
 
+@operation({204: None}, path=SUBSCRIPTION_ID)
 async def delete_subscription(request: Request) -> Response:
     """204; the subscription's undelivered events are marked dead (its history is kept)."""
     subscription_id = _subscription_id(request)
@@ -339,6 +409,7 @@ async def delete_subscription(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@operation({200: schemas.RotatedSubscription}, path=SUBSCRIPTION_ID)
 async def rotate_secret(request: Request) -> JSONResponse:
     """A new secret, shown once; the old one keeps signing for the configured overlap."""
     rt = runtime(request)
@@ -373,6 +444,7 @@ async def rotate_secret(request: Request) -> JSONResponse:
     )
 
 
+@operation({202: schemas.Replayed}, body=schemas.Replay, path=SUBSCRIPTION_ID)
 async def replay_subscription(request: Request) -> JSONResponse:
     """Send the subscription the recorded events of a period again (202: they are queued)."""
     rt = runtime(request)
@@ -387,6 +459,9 @@ async def replay_subscription(request: Request) -> JSONResponse:
 # -- deliveries -------------------------------------------------------------------------------
 
 
+DELIVERY_ID = {"id": int}
+
+
 def _delivery_id(request: Request) -> int:
     raw = request.path_params["id"]
     if not raw.isdigit() or len(raw) > 18:
@@ -394,7 +469,9 @@ def _delivery_id(request: Request) -> int:
     return int(raw)
 
 
+@operation({200: schemas.DeliveryPage}, query=schemas.DeliveryFilters)
 async def list_deliveries(request: Request) -> JSONResponse:
+    """Webhook deliveries, newest first, a page at a time."""
     query = schemas.parse_delivery_query(request.query_params)
     async with runtime(request).sessionmaker() as session:
         return JSONResponse(await audit.list_deliveries(session, query))
@@ -407,12 +484,14 @@ async def _delivery(session: AsyncSession, delivery_id: int) -> dict[str, Any]:
     return resource
 
 
+@operation({200: schemas.DeliveryDetail}, path=DELIVERY_ID)
 async def get_delivery(request: Request) -> JSONResponse:
     """One delivery with every attempt."""
     async with runtime(request).sessionmaker() as session:
         return JSONResponse(await _delivery(session, _delivery_id(request)))
 
 
+@operation({202: schemas.DeliveryDetail}, path=DELIVERY_ID, errors=(409,))
 async def retry_delivery(request: Request) -> JSONResponse:
     """Make a delivery due now with a fresh retry schedule (a delivered one is sent again)."""
     delivery_id = _delivery_id(request)
@@ -447,6 +526,8 @@ routes = [
     Route("/callbacks/ice/{token}", receive_callback, methods=["POST"]),  # first: the busiest
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/docs", docs, methods=["GET"]),
     Route("/metrics", serve_metrics, methods=["GET"], middleware=[Middleware(ApiKeys)]),
     Mount("/v1", routes=v1, middleware=[Middleware(ApiKeys)]),
 ]

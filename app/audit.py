@@ -20,7 +20,7 @@ from app import schemas
 from app.models import JobKind, callbacks, deliveries, delivery_attempts, job_events, jobs
 from app.models import outbox as messages
 
-CALLBACK_COLUMNS = tuple(callbacks.c[name] for name in schemas.CALLBACK_FIELDS)
+CALLBACK_COLUMNS = tuple(callbacks.c[name] for name in schemas.Callback.__annotations__)
 DELIVERY_COLUMNS = (*deliveries.c, messages.c.event_id)
 Page = dict[str, Any]  # {"items": [...], "next_cursor": str | None}
 
@@ -29,6 +29,8 @@ async def find_job(
     session: AsyncSession, raw: str, kind: JobKind | None = None
 ) -> RowMapping | None:
     """The job ``raw`` names: icehook's id or ICE's JobId."""
+    if "\x00" in raw:
+        return None  # no id holds NUL, and PostgreSQL text cannot
     condition = jobs.c.ice_job_id == raw
     with contextlib.suppress(ValueError):
         # ICE's JobIds are 32 hex digits, which also parse as a UUID: look for both.

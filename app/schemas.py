@@ -11,14 +11,27 @@ import base64
 import enum
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    NotRequired,
+    Required,
+    TypeVar,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 from urllib.parse import urlsplit
 
+from pydantic import ConfigDict, Field, WithJsonSchema, with_config
+from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
+
 from app.errors import ValidationError
-from app.models import CallbackOutcome, DeliveryStatus, JobKind, JobStatus
+from app.models import CallbackOutcome, DeliveryStatus, EventSource, JobKind, JobStatus
 from app.outbox import EVENT_TYPES, PATTERNS
 
 # SubmitMediaProducingJob's parameters whose values are JSON documents.
@@ -33,8 +46,74 @@ JOB_JSON_PARAMETERS = frozenset(
     }
 )
 JOB_TEXT_PARAMETERS = frozenset({"ProjectId", "TemplateId", "OutputMediaTarget", "Source"})
-OUTPUT_MEDIA_TARGETS = frozenset({"oss-object", "vod-media", "S3"})
+OutputMediaTarget = Literal["oss-object", "vod-media", "S3"]
+OUTPUT_MEDIA_TARGETS = frozenset(get_args(OutputMediaTarget))
 USER_DATA_MAX_BYTES = 512  # ICE's limit on UserData
+
+# The shapes below are the API's own description: the parsers take their field names from
+# them, the serialisers their keys, and app/openapi.py turns them into JSON Schema. A type
+# names a value's JSON form (a UUID or datetime is a string in that format). Request bodies
+# are closed: the parsers refuse a field they do not name.
+CLOSED = ConfigDict(extra="forbid")
+
+JsonDocument = Annotated[
+    dict[str, Any] | str, Field(description="a JSON object, or its JSON text (ICE wants text)")
+]
+UserData = Annotated[
+    dict[str, Any] | str | None,
+    Field(
+        description="your own data, kept with the job and sent back in its events; "
+        "icehook adds NotifyAddress, and ICE allows 512 bytes in all"
+    ),
+]
+
+
+@with_config(CLOSED)
+class JobSubmission(TypedDict, total=False):
+    """``SubmitMediaProducingJob``'s parameters, by ICE's names: exactly one of ProjectId,
+    Timeline and TemplateId (with ClipsParam)."""
+
+    ProjectId: str
+    Timeline: JsonDocument
+    TemplateId: str
+    ClipsParam: JsonDocument
+    OutputMediaConfig: Required[JsonDocument]
+    OutputMediaTarget: OutputMediaTarget
+    ProjectMetadata: JsonDocument
+    EditingProduceConfig: JsonDocument
+    MediaMetadata: JsonDocument
+    Source: str
+    UserData: UserData
+
+
+IDEMPOTENCY_KEY_MAX = 200
+
+SubmitHeaders = TypedDict(
+    "SubmitHeaders",
+    {
+        "Idempotency-Key": Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=IDEMPOTENCY_KEY_MAX,
+                description="the same key and body again answer the first job (200), "
+                "never a second submission",
+            ),
+        ]
+    },
+    total=False,
+)
+
+
+@with_config(CLOSED)
+class BatchSubmission(TypedDict, total=False):
+    """``SubmitSceneBatchEditingJob``'s parameters, by ICE's names."""
+
+    ProjectIds: Required[
+        Annotated[list[str] | str, Field(description="a list, or one comma-separated string")]
+    ]
+    OutputConfig: Required[JsonDocument]
+    UserData: UserData
 
 
 @dataclass(frozen=True)
@@ -55,12 +134,38 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
         raise ValidationError("body", "is not valid JSON") from None
     if not isinstance(body, dict):
         raise ValidationError("body", "must be a JSON object")
+    for name, value in body.items():
+        _refuse_unstorable(name, name)
+        _refuse_unstorable(name, value)
     return body
+
+
+def _refuse_unstorable(field: str, value: Any) -> None:
+    """Refuses text that PostgreSQL cannot hold, though JSON can escape it: NUL (\\u0000)
+    and unpaired surrogates (\\ud800)."""
+    if isinstance(value, str):
+        if "\x00" in value or not (value.isascii() or _encodable(value)):
+            raise ValidationError(field, "holds NUL or an unpaired surrogate, which cannot be kept")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_unstorable(field, key)
+            _refuse_unstorable(field, item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_unstorable(field, item)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_job(body: Mapping[str, Any]) -> Submission:
     """A ``SubmitMediaProducingJob`` body (ICE's parameter names)."""
-    _refuse_unknown(body, JOB_JSON_PARAMETERS | JOB_TEXT_PARAMETERS | {"UserData"})
+    _refuse_unknown(body, JobSubmission.__annotations__.keys())
     parameters: dict[str, str] = {}
     for name in sorted(JOB_TEXT_PARAMETERS & body.keys()):
         parameters[name] = _text(body, name)
@@ -83,7 +188,7 @@ def parse_job(body: Mapping[str, Any]) -> Submission:
 
 def parse_batch(body: Mapping[str, Any]) -> Submission:
     """A ``SubmitSceneBatchEditingJob`` body: ``ProjectIds`` as a list or a comma string."""
-    _refuse_unknown(body, {"ProjectIds", "OutputConfig", "UserData"})
+    _refuse_unknown(body, BatchSubmission.__annotations__.keys())
     raw_ids = body.get("ProjectIds")
     if isinstance(raw_ids, str):
         raw_ids = raw_ids.split(",")
@@ -98,7 +203,7 @@ def parse_batch(body: Mapping[str, Any]) -> Submission:
     return Submission(JobKind.BATCH, parameters, _user_data(body), None)
 
 
-def _refuse_unknown(body: Mapping[str, Any], known: frozenset[str] | set[str]) -> None:
+def _refuse_unknown(body: Mapping[str, Any], known: Collection[str]) -> None:
     for name in body:
         if name == "ClientToken":
             raise ValidationError("ClientToken", "is set by icehook (from the job's id)")
@@ -163,23 +268,38 @@ def user_data_text(user_data: Mapping[str, Any], notify_address: str) -> str:
 
 # -- resources ------------------------------------------------------------------------------
 
-JOB_FIELDS = (
-    "id",
-    "ice_job_id",
-    "kind",
-    "status",
-    "ice_status",
-    "project_id",
-    "media_id",
-    "media_url",
-    "error_code",
-    "error_message",
-    "user_data",
-    "batch_id",
-    "created_at",
-    "updated_at",
-    "completed_at",
-)
+
+class Job(TypedDict):
+    """A job (``kind`` job) or a batch (``kind`` batch); ``status`` only moves forward."""
+
+    id: uuid.UUID
+    ice_job_id: str | None
+    kind: JobKind
+    status: JobStatus
+    ice_status: Annotated[str | None, Field(description="ICE's own word, verbatim")]
+    project_id: str | None
+    media_id: str | None
+    media_url: str | None
+    error_code: str | None
+    error_message: str | None
+    user_data: Annotated[
+        dict[str, Any] | None, Field(description="what the client sent, without NotifyAddress")
+    ]
+    batch_id: Annotated[uuid.UUID | None, Field(description="the batch of a sub-job")]
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+class Event(TypedDict):
+    """One observed change of a job's status."""
+
+    id: int
+    from_status: JobStatus | None
+    to_status: JobStatus
+    source: EventSource
+    payload: Annotated[dict[str, Any] | None, Field(description="the ICE answer that caused it")]
+    created_at: datetime
 
 
 def _plain(value: Any) -> Any:
@@ -190,18 +310,38 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _resource(shape: type[Any], row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The keys of ``shape`` (a TypedDict), from ``row``, in their JSON form."""
+    return {name: _plain(row[name]) for name in shape.__annotations__}
+
+
 def job_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {name: _plain(row[name]) for name in JOB_FIELDS}
+    return _resource(Job, row)
 
 
 def event_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {
-        name: _plain(row[name])
-        for name in ("id", "from_status", "to_status", "source", "payload", "created_at")
-    }
+    return _resource(Event, row)
 
 
 # -- list queries ---------------------------------------------------------------------------
+
+PAGE_MAX = 200
+
+
+class PageParameters(TypedDict, total=False):
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX, description="items per page (default 50)")]
+    cursor: Annotated[str, Field(description="the next_cursor of the previous page")]
+
+
+class JobFilters(PageParameters, total=False):
+    """``GET /v1/jobs``'s query parameters."""
+
+    status: JobStatus
+    ice_job_id: str
+    project_id: str
+    batch_id: uuid.UUID
+    created_after: Annotated[datetime, Field(description="inclusive")]
+    created_before: Annotated[datetime, Field(description="exclusive")]
 
 
 @dataclass(frozen=True)
@@ -217,11 +357,7 @@ class JobQuery:
 
 
 def parse_job_query(params: Mapping[str, str]) -> JobQuery:
-    _refuse_unknown_filters(
-        params,
-        {"status", "ice_job_id", "project_id", "batch_id", "created_after", "created_before"},
-        "/v1/jobs",
-    )
+    _refuse_unknown_filters(params, JobFilters, "/v1/jobs")
     return JobQuery(
         status=_choice(params, "status", JobStatus),
         ice_job_id=params.get("ice_job_id") or None,
@@ -234,10 +370,13 @@ def parse_job_query(params: Mapping[str, str]) -> JobQuery:
     )
 
 
-def _refuse_unknown_filters(params: Mapping[str, str], known: set[str], path: str) -> None:
-    for name in params:
-        if name not in known | {"limit", "cursor"}:
+def _refuse_unknown_filters(params: Mapping[str, str], filters: type[Any], path: str) -> None:
+    """Refuses a parameter that ``filters`` (a TypedDict of query parameters) does not name,
+    and a value that PostgreSQL cannot hold."""
+    for name, value in params.items():
+        if name not in filters.__annotations__:
             raise ValidationError(name, f"is not a filter of {path}")
+        _refuse_unstorable(name, value)
 
 
 Choice = TypeVar("Choice", bound=enum.StrEnum)
@@ -278,8 +417,8 @@ def _time(params: Mapping[str, Any], name: str) -> datetime | None:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 50
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
-        raise ValidationError("limit", "must be a whole number from 1 to 200")
+    if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
+        raise ValidationError("limit", f"must be a whole number from 1 to {PAGE_MAX}")
     return int(raw)
 
 
@@ -299,43 +438,111 @@ def decode_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
 
 URL_MAX = 2048
 DESCRIPTION_MAX = 1000
-SUBSCRIPTION_FIELDS = (
-    "id",
-    "url",
-    "event_types",
-    "description",
-    "enabled",
-    "disabled_reason",
-    "failing_since",
-    "created_at",
-    "updated_at",
-)
-DELIVERY_FIELDS = (
-    "id",
-    "event_id",
-    "subscription_id",
-    "job_id",
-    "event_type",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "last_status_code",
-    "last_error",
-    "created_at",
-    "delivered_at",
-)
-ATTEMPT_FIELDS = ("attempted_at", "status_code", "latency_ms", "error", "response_excerpt")
+
+EventPattern = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "enum": sorted(PATTERNS)}),
+    Field(description="an event type, or a pattern: job.*, batch.*, *"),
+]
+WebhookUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=URL_MAX,
+        json_schema_extra={"format": "uri"},
+        description="http:// or https://, without credentials or #fragment",
+    ),
+]
+
+
+EventPatterns = Annotated[list[EventPattern], Field(min_length=1)]
+
+
+class _SubscriptionSettings(TypedDict, total=False):
+    description: Annotated[str, Field(max_length=DESCRIPTION_MAX)]
+    enabled: bool
+
+
+@with_config(CLOSED)
+class NewSubscription(_SubscriptionSettings, total=False):
+    """``POST /v1/subscriptions``."""
+
+    url: Required[WebhookUrl]
+    event_types: Required[EventPatterns]
+
+
+@with_config(CLOSED)
+class SubscriptionChange(_SubscriptionSettings, total=False):
+    """``PATCH /v1/subscriptions/{id}``: any of the fields."""
+
+    url: WebhookUrl
+    event_types: EventPatterns
+
+
+class Subscription(TypedDict):
+    """A webhook endpoint; its secret is shown only when created or rotated."""
+
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str
+    enabled: bool
+    disabled_reason: Annotated[
+        str | None, Field(description="why icehook disabled it (410 Gone, failing too long)")
+    ]
+    failing_since: Annotated[
+        datetime | None, Field(description="the first failure since the last success")
+    ]
+    created_at: datetime
+    updated_at: datetime
+
+
+class CreatedSubscription(Subscription):
+    secret: Annotated[str, Field(description="whsec_...: shown this once")]
+
+
+class RotatedSubscription(Subscription):
+    secret: Annotated[str, Field(description="the new whsec_... secret: shown this once")]
+    previous_secret_valid_until: Annotated[
+        datetime, Field(description="until then the old secret signs too")
+    ]
+
+
+class Delivery(TypedDict):
+    """One event on its way to one subscription."""
+
+    id: int
+    event_id: Annotated[str, Field(description="the webhook-id, the same on every attempt")]
+    subscription_id: uuid.UUID
+    job_id: uuid.UUID
+    event_type: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class Attempt(TypedDict):
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+    response_excerpt: Annotated[str | None, Field(description="the first KiB of the response")]
+
+
+class DeliveryDetail(Delivery):
+    attempt_log: list[Attempt]
 
 
 def parse_subscription(body: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
     """A subscription's columns from a POST (``url`` and ``event_types`` required) or a PATCH
     (``partial``: only what is given)."""
-    known = {"url", "event_types", "description", "enabled"}
-    for name in body:
-        if name not in known:
-            raise ValidationError(name, f"is not a field; known: {', '.join(sorted(known))}")
+    _refuse_unknown_fields(body, SubscriptionChange)
     if not partial:
-        for name in ("url", "event_types"):
+        for name in required_keys(NewSubscription):
             if name not in body:
                 raise ValidationError(name, "is required")
     values: dict[str, Any] = {}
@@ -353,6 +560,24 @@ def parse_subscription(body: Mapping[str, Any], *, partial: bool = False) -> dic
             raise ValidationError("enabled", "must be true or false")
         values["enabled"] = body["enabled"]
     return values
+
+
+def required_keys(shape: type[Any]) -> list[str]:
+    """The keys ``shape`` (a TypedDict) requires. (``__required_keys__`` cannot tell while
+    annotations are strings, as in this module.)"""
+    hints = get_type_hints(shape, include_extras=True)
+    return [
+        name
+        for name, hint in hints.items()
+        if get_origin(hint) is Required or (shape.__total__ and get_origin(hint) is not NotRequired)
+    ]
+
+
+def _refuse_unknown_fields(body: Mapping[str, Any], shape: type[Any]) -> None:
+    known = shape.__annotations__
+    for name in body:
+        if name not in known:
+            raise ValidationError(name, f"is not a field; known: {', '.join(sorted(known))}")
 
 
 def _webhook_url(value: Any) -> str:
@@ -384,11 +609,21 @@ def _event_types(value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+@with_config(CLOSED)
+class Replay(TypedDict, total=False):
+    """The period whose recorded events are sent again (``until`` open: up to now)."""
+
+    since: Required[datetime]
+    until: datetime
+
+
+class Replayed(TypedDict):
+    replayed: Annotated[int, Field(description="how many events were queued for sending")]
+
+
 def parse_replay(body: Mapping[str, Any]) -> tuple[datetime, datetime | None]:
     """``since`` (required) and ``until`` of a replay."""
-    for name in body:
-        if name not in ("since", "until"):
-            raise ValidationError(name, "is not a field; known: since, until")
+    _refuse_unknown_fields(body, Replay)
     since = _time(body, "since")
     if since is None:
         raise ValidationError("since", "is required (an ISO 8601 time)")
@@ -399,17 +634,24 @@ def parse_replay(body: Mapping[str, Any]) -> tuple[datetime, datetime | None]:
 
 
 def subscription_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
-    resource = {name: _plain(row[name]) for name in SUBSCRIPTION_FIELDS}
-    resource["event_types"] = list(row["event_types"])
-    return resource
+    return _resource(Subscription, row) | {"event_types": list(row["event_types"])}
 
 
 def delivery_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {name: _plain(row[name]) for name in DELIVERY_FIELDS}
+    return _resource(Delivery, row)
 
 
 def attempt_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {name: _plain(row[name]) for name in ATTEMPT_FIELDS}
+    return _resource(Attempt, row)
+
+
+class DeliveryFilters(PageParameters, total=False):
+    """``GET /v1/deliveries``' query parameters."""
+
+    status: DeliveryStatus
+    subscription_id: uuid.UUID
+    job_id: uuid.UUID
+    event_type: Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
 
 
 @dataclass(frozen=True)
@@ -423,9 +665,7 @@ class DeliveryQuery:
 
 
 def parse_delivery_query(params: Mapping[str, str]) -> DeliveryQuery:
-    _refuse_unknown_filters(
-        params, {"status", "subscription_id", "job_id", "event_type"}, "/v1/deliveries"
-    )
+    _refuse_unknown_filters(params, DeliveryFilters, "/v1/deliveries")
     event_type = params.get("event_type") or None
     if event_type is not None and event_type not in EVENT_TYPES:
         raise ValidationError("event_type", "is not an event type (e.g. job.succeeded)")
@@ -440,24 +680,33 @@ def parse_delivery_query(params: Mapping[str, str]) -> DeliveryQuery:
     )
 
 
-# A received callback as the audit shows it: how it was judged, not its body (whose UserData
-# holds the callback token).
-CALLBACK_FIELDS = (
-    "id",
-    "job_id",
-    "received_at",
-    "processed_at",
-    "event_type",
-    "ice_job_id",
-    "ice_status",
-    "outcome",
-    "detail",
-    "peer",
-)
+class Callback(TypedDict):
+    """A received ICE callback as the audit shows it: how it was judged, not its body (whose
+    UserData holds the callback token)."""
+
+    id: int
+    job_id: Annotated[uuid.UUID | None, Field(description="None when no job matched")]
+    received_at: datetime
+    processed_at: datetime | None
+    event_type: str | None
+    ice_job_id: str | None
+    ice_status: str | None
+    outcome: CallbackOutcome
+    detail: str | None
+    peer: Annotated[str | None, Field(description="the sender's address")]
 
 
 def callback_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {name: _plain(row[name]) for name in CALLBACK_FIELDS}
+    return _resource(Callback, row)
+
+
+class CallbackFilters(PageParameters, total=False):
+    """``GET /v1/callbacks``' query parameters."""
+
+    outcome: CallbackOutcome
+    job_id: uuid.UUID
+    received_after: Annotated[datetime, Field(description="inclusive")]
+    received_before: Annotated[datetime, Field(description="exclusive")]
 
 
 @dataclass(frozen=True)
@@ -471,9 +720,7 @@ class CallbackQuery:
 
 
 def parse_callback_query(params: Mapping[str, str]) -> CallbackQuery:
-    _refuse_unknown_filters(
-        params, {"outcome", "job_id", "received_after", "received_before"}, "/v1/callbacks"
-    )
+    _refuse_unknown_filters(params, CallbackFilters, "/v1/callbacks")
     cursor = params.get("cursor")
     return CallbackQuery(
         outcome=_choice(params, "outcome", CallbackOutcome),
@@ -497,3 +744,85 @@ def _decode_id_cursor(raw: str) -> int:
         return int(value)
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("cursor", "is not a cursor this API gave out") from None
+
+
+# -- whole answers --------------------------------------------------------------------------
+
+
+class IceCallback(TypedDict, total=False):
+    """An ICE event notification (``ProduceMediaComplete``, ``BatchProduceMediaComplete``).
+    icehook keeps every body it receives and judges it afterwards; unknown event types are
+    answered 200 and ignored, as ICE expects."""
+
+    EventType: str
+    UserId: int | str
+    EventTime: str
+    MessageBody: Annotated[
+        dict[str, Any], Field(description="JobId, Status, UserData (with the NotifyAddress)...")
+    ]
+
+
+class JobTimeline(Job):
+    """A job with everything that happened to it, each list oldest first."""
+
+    events: list[Event]
+    callbacks: list[Callback]
+    deliveries: list[Delivery]
+
+
+class Batch(Job):
+    sub_jobs: list[Job]
+
+
+class JobPage(TypedDict):
+    items: list[Job]
+    next_cursor: Annotated[str | None, Field(description="None on the last page")]
+
+
+class CallbackPage(TypedDict):
+    items: list[Callback]
+    next_cursor: str | None
+
+
+class DeliveryPage(TypedDict):
+    items: list[Delivery]
+    next_cursor: str | None
+
+
+class Subscriptions(TypedDict):
+    items: list[Subscription]
+
+
+class WebhookEvent(TypedDict):
+    """What a subscriber receives (Standard Webhooks: webhook-id, webhook-timestamp,
+    webhook-signature headers)."""
+
+    type: Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
+    timestamp: datetime
+    data: Job
+
+
+class Health(TypedDict):
+    status: Literal["ok"]
+
+
+class Readiness(TypedDict):
+    status: Literal["ready", "not ready"]
+    schema: NotRequired[Annotated[str, Field(description="the migration revision")]]
+    reason: NotRequired[str]
+
+
+class ErrorDetail(TypedDict):
+    code: str
+    message: str
+    field: NotRequired[Annotated[str, Field(description="the parameter at fault")]]
+    job: NotRequired[Annotated[Job, Field(description="the job ICE refused (kept, rejected)")]]
+    ice_code: NotRequired[str]
+    ice_message: NotRequired[str]
+    ice_request_id: NotRequired[str]
+
+
+class Error(TypedDict):
+    """Every error: a code to branch on and a message for people."""
+
+    error: ErrorDetail

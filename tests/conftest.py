@@ -100,7 +100,11 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def clean_env() -> dict[str, str]:
+def clean_environment() -> dict[str, str]:
     """The environment for an icehook subprocess, without this shell's ICEHOOK_* settings."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("ICEHOOK_", "ALIBABA_CLOUD_"))}
+
+
+@pytest.fixture
+def clean_env() -> dict[str, str]:
+    return clean_environment()

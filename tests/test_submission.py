@@ -37,13 +37,17 @@ from tests.stack import FINAL, KEY_ID, OUTPUT, SECRET, eventually, stack
             {"ProjectId": "p", "OutputMediaConfig": OUTPUT, "OutputMediaTarget": "ftp"},
             "OutputMediaTarget",
         ),
+        # JSON can escape what PostgreSQL cannot keep: NUL, and half a surrogate pair.
+        ({"ProjectId": "p", "OutputMediaConfig": OUTPUT, "UserData": {"k": "a\x00"}}, "UserData"),
+        ({"ProjectId": "p\ud800", "OutputMediaConfig": OUTPUT}, "ProjectId"),
+        ({"ProjectId": "p", "OutputMediaConfig": {"\x00": 1}}, "OutputMediaConfig"),
     ],
 )
 async def test_bad_submissions_are_422_naming_the_field(
     database_url: str, body: dict[str, Any], field: str
 ) -> None:
     async with stack(database_url, job_seconds=60) as s:
-        answer = await s.api.post("/v1/jobs", json=body)
+        answer = await s.api.post("/v1/jobs", content=json.dumps(body))  # escapes as JSON may
         assert answer.status_code == 422, answer.text
         assert answer.json()["error"]["code"] == "validation_error"
         assert answer.json()["error"]["field"] == field
@@ -130,6 +134,9 @@ async def test_ice_refusing_a_job_records_it_rejected_with_ices_code(database_ur
         assert [(e["from_status"], e["to_status"]) for e in job["events"]] == [
             ("submitting", "rejected")
         ]
+        # ICE never ran it, so there is nothing to ask ICE: the job is answered as it is.
+        again = await s.api.post(f"/v1/jobs/{job['id']}/reconcile")
+        assert (again.status_code, again.json()["status"]) == (200, "rejected")
 
 
 async def test_an_unknown_outcome_stays_submitting_then_the_sweeper_settles_it_once(
@@ -212,7 +219,9 @@ async def test_list_filters_and_cursor_pagination(database_url: str) -> None:
             {"created_after": "2026-01-01T00:00:00"},
             {"batch_id": "nope"},
             {"colour": "red"},
+            {"project_id": "p\x00"},  # PostgreSQL text cannot hold NUL
         ):
             answer = await s.api.get("/v1/jobs", params=bad)
             assert answer.status_code == 422, bad
             assert answer.json()["error"]["field"] == next(iter(bad))
+        assert (await s.api.get("/v1/jobs/a%00b")).status_code == 404

@@ -1,0 +1,172 @@
+"""The API description: complete, true to the key check, and true to what the service answers.
+
+The last test is a schemathesis run against the real ``icehook serve --simulate`` process:
+for every operation it sends generated requests (valid and invalid ones) and fails on any
+5xx, any status the description does not list, and any response body that contradicts its
+schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.routing import Mount, Route
+
+from app import api, openapi
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import _admin, clean_environment, with_database
+from tests.support import free_port, serve, start_icehook_logged, stop, troubles, wait_ready
+
+API_KEY = "schema-api-key"
+
+
+def _served_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for route in routes:
+        if isinstance(route, Mount):
+            yield from _served_routes(route.routes, prefix + route.path)
+        elif isinstance(route, Route):
+            for method in route.methods or ():
+                if method != "HEAD":
+                    yield prefix + route.path, method.lower()
+
+
+def test_every_route_is_described(settings: Settings) -> None:
+    document = openapi.document(api.routes)
+    served = set(_served_routes(create_app(settings).routes))
+    described = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert served == described
+    assert document["openapi"].startswith("3.1")
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert operation["summary"], (method, path)
+            assert operation["responses"], (method, path)
+
+
+def test_a_route_without_a_declaration_fails_the_description() -> None:
+    async def undeclared(request: Any) -> None:
+        raise AssertionError
+
+    with pytest.raises(LookupError, match=r"GET /v1/new .*has no @operation"):
+        openapi.document([*api.routes, Mount("/v1", routes=[Route("/new", undeclared)])])
+
+
+def test_parsers_and_description_name_the_same_fields() -> None:
+    """A filter or field the description lists is one the parser accepts, and no other."""
+    document = openapi.document(api.routes)
+    listed = {
+        p["name"] for p in document["paths"]["/v1/jobs"]["get"]["parameters"] if p["in"] == "query"
+    }
+    assert listed == {
+        "status",
+        "ice_job_id",
+        "project_id",
+        "batch_id",
+        "created_after",
+        "created_before",
+        "limit",
+        "cursor",
+    }
+    job = document["components"]["schemas"]["Job"]
+    assert set(job["properties"]) == set(job["required"])
+
+
+async def test_public_and_keyed_operations_are_as_described(settings: Settings) -> None:
+    """Without a key, every operation the description secures is refused by the key check
+    (401 with WWW-Authenticate: Bearer), and no other."""
+    document = openapi.document(api.routes)
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        for path, item in document["paths"].items():
+            concrete = re.sub(r"{\w+}", "1", path)
+            for method, operation in item.items():
+                answer = await client.request(method, concrete)
+                refused = answer.headers.get("www-authenticate") == "Bearer"
+                keyed = operation["security"] != []
+                assert refused == keyed, (method, path, answer.status_code)
+
+
+async def test_openapi_json_and_docs_are_served(settings: Settings) -> None:
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+        served = await client.get("/openapi.json")
+        docs = await client.get("/docs")
+    assert served.status_code == 200
+    assert served.json() == openapi.document(api.routes)
+    assert docs.status_code == 200
+    assert docs.headers["content-type"].startswith("text/html")
+    assert 'url: "openapi.json"' in docs.text
+    assert 'integrity="sha384-' in docs.text
+
+
+# -- schemathesis against the real service -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def served(
+    server_url: str, template_name: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """``icehook serve --simulate`` on a database of its own."""
+    name = f"icehook_test_{uuid.uuid4().hex[:12]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
+    data_dir = tmp_path_factory.mktemp("schema")
+    log = data_dir / "serve.log"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **clean_environment(),
+        "ICEHOOK_DATABASE_URL": with_database(server_url, name),
+        "ICEHOOK_DATA_DIR": str(data_dir),
+        "ICEHOOK_API_KEYS": API_KEY,
+        "ICEHOOK_PUBLIC_URL": url,
+    }
+    proc = await start_icehook_logged("serve", "--simulate", "--port", str(port), env=env, log=log)
+    try:
+        await wait_ready(url)
+        yield url
+    finally:
+        await stop(proc)
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert troubles(log) == [], log.read_text()
+
+
+SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+    )
+)
+
+
+async def test_the_service_keeps_to_its_description(served: str, tmp_path: Path) -> None:
+    """``schemathesis run``: every operation, valid and invalid requests; its report on failure."""
+    run = await asyncio.create_subprocess_exec(
+        SCHEMATHESIS,
+        "run",
+        f"{served}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {API_KEY}",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        "30",
+        "--seed",
+        "20261130",
+        "--request-timeout",
+        "30",
+        env={**clean_environment(), "NO_COLOR": "1"},
+        cwd=tmp_path,  # where it keeps its example database
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(run.communicate(), timeout=600)
+    assert run.returncode == 0, output.decode(errors="replace")
