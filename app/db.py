@@ -61,7 +61,9 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    return create_async_engine(async_url(url), **kwargs)
+    # Statement parameters (a subscription's secret, a callback's body) stay out of errors,
+    # and so out of logs.
+    return create_async_engine(async_url(url), hide_parameters=True, **kwargs)
 
 
 class RowsParameter:

@@ -31,6 +31,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,38 @@ async def handle_error(request: Request, exc: Exception) -> Response:
     return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
 
 
-# Starlette routes HTTPException and Exception through different middleware, so the one
-# handler is registered for each class it must see.
-HANDLED: tuple[type[Exception], ...] = (ApiError, HTTPException, Exception)
+# The errors Starlette's own exception middleware hands to ``handle_error``; any other
+# exception reaches ``Unhandled``.
+HANDLED: tuple[type[Exception], ...] = (ApiError, HTTPException)
+
+
+class Unhandled:
+    """ASGI middleware: answers an exception nothing else handled with ``handle_error``
+    (503 for a lost database, else 500).
+
+    Starlette would leave it to its outermost middleware, outside the app's own: the answer
+    would then lack the request id (app/logs.py) and the log line its ``request_id``. An
+    exception after the answer has started cannot be answered; it goes on to the server.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = await handle_error(Request(scope), exc)
+            await response(scope, receive, send)

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
-from app import api, db, errors, outbound
+from app import api, db, errors, logs, outbound
 from app.ice import IceClient
 from app.inbox import Intake
 from app.queue import DELIVERIES, WORK, Waker
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, workers: bool = False) -> Starlette:
 
     return Starlette(
         routes=api.routes,
+        middleware=[Middleware(logs.RequestIds), Middleware(errors.Unhandled)],
         lifespan=lifespan,
         exception_handlers=dict.fromkeys(errors.HANDLED, errors.handle_error),
     )

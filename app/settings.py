@@ -49,6 +49,7 @@ class Settings:
     webhook_disable_after_seconds: float = 5 * 24 * 3600.0
     webhook_secret_overlap_seconds: float = 24 * 3600.0
     allowed_webhook_nets: tuple[IpNetwork, ...] = ()
+    log_format: Literal["json", "text"] = "json"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -89,6 +90,7 @@ class Settings:
                 "ICEHOOK_WEBHOOK_SECRET_OVERLAP_SECONDS", 24 * 3600.0, _parse_positive
             ),
             allowed_webhook_nets=env.get("ICEHOOK_ALLOWED_WEBHOOK_NETS", (), _parse_nets),
+            log_format=env.get("ICEHOOK_LOG_FORMAT", "json", _parse_log_format),
         )
 
     def require_ice_credentials(self) -> None:
@@ -168,6 +170,14 @@ def _parse_version(raw: str) -> Literal["v3", "v2"]:
     if raw.lower() == "v2":
         return "v2"
     raise ValueError(f"must be v3 (ACS3-HMAC-SHA256) or v2 (HMAC-SHA1), got {raw!r}")
+
+
+def _parse_log_format(raw: str) -> Literal["json", "text"]:
+    if raw.lower() == "json":
+        return "json"
+    if raw.lower() == "text":
+        return "text"
+    raise ValueError(f"must be json (one object per line) or text, got {raw!r}")
 
 
 def _parse_schedule(raw: str) -> tuple[float, ...]:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import db
 from app.settings import Settings
+from tests.support import clean_environment
 
 
 def with_database(url: str, name: str) -> str:
@@ -98,11 +99,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         access_key_id="test-ak",
         access_key_secret="test-secret",
     )
-
-
-def clean_environment() -> dict[str, str]:
-    """The environment for an icehook subprocess, without this shell's ICEHOOK_* settings."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("ICEHOOK_", "ALIBABA_CLOUD_"))}
 
 
 @pytest.fixture

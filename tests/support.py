@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
 import socket
 import sys
@@ -99,6 +101,36 @@ def icehook_env(
     }
 
 
+def clean_environment() -> dict[str, str]:
+    """The environment for an icehook subprocess, without this shell's ICEHOOK_* settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("ICEHOOK_", "ALIBABA_CLOUD_"))}
+
+
+@contextlib.asynccontextmanager
+async def serve_simulated(
+    database_url: str, data_dir: Path, api_key: str, **variables: str
+) -> AsyncIterator[tuple[str, Path]]:
+    """The real ``icehook serve --simulate`` on ``database_url``, ready; yields its URL and
+    its log file (stdout and stderr). ``variables``: more of its environment."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **clean_environment(),
+        "ICEHOOK_DATABASE_URL": database_url,
+        "ICEHOOK_DATA_DIR": str(data_dir),
+        "ICEHOOK_API_KEYS": api_key,
+        "ICEHOOK_PUBLIC_URL": url,
+        **variables,
+    }
+    log = data_dir / "serve.log"
+    proc = await start_icehook_logged("serve", "--simulate", "--port", str(port), env=env, log=log)
+    try:
+        await wait_ready(url)
+        yield url, log
+    finally:
+        await stop(proc)
+
+
 async def start_icehook(*args: str, env: Mapping[str, str]) -> asyncio.subprocess.Process:
     """Start the real ``icehook`` command; its output goes to this test's captured output."""
     return await asyncio.create_subprocess_exec(ICEHOOK, *args, env=dict(env))
@@ -155,13 +187,26 @@ async def kill_all(procs: Iterable[asyncio.subprocess.Process]) -> None:
             await proc.wait()
 
 
+def log_record(line: str) -> dict[str, Any] | None:
+    """A JSON log line's record (app/logs.py); None for any other line."""
+    with contextlib.suppress(ValueError):
+        record = json.loads(line)
+        if isinstance(record, dict) and "level" in record:
+            return record
+    return None
+
+
 def troubles(log: Path) -> list[str]:
-    """The lines of a process's ``log`` that say something went wrong."""
-    return [
-        line
-        for line in log.read_text(errors="replace").splitlines()
-        if " ERROR " in line or line.startswith("Traceback")
-    ]
+    """The lines of a process's ``log`` that say something went wrong (JSON or text lines)."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        record = log_record(line)
+        if record is not None:
+            if record["level"] in ("ERROR", "CRITICAL"):
+                found.append(line)
+        elif " ERROR " in line or line.startswith("Traceback"):
+            found.append(line)
+    return found
 
 
 # -- the database after a multi-process run ---------------------------------------------------

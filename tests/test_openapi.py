@@ -23,8 +23,8 @@ from starlette.routing import Mount, Route
 from app import api, openapi
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import _admin, clean_environment, with_database
-from tests.support import free_port, serve, start_icehook_logged, stop, troubles, wait_ready
+from tests.conftest import _admin, with_database
+from tests.support import clean_environment, serve, serve_simulated, troubles
 
 API_KEY = "schema-api-key"
 
@@ -112,28 +112,17 @@ async def test_openapi_json_and_docs_are_served(settings: Settings) -> None:
 async def served(
     server_url: str, template_name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
-    """``icehook serve --simulate`` on a database of its own."""
+    """``icehook serve --simulate`` on a database of its own, for the module."""
     name = f"icehook_test_{uuid.uuid4().hex[:12]}"
     await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
-    data_dir = tmp_path_factory.mktemp("schema")
-    log = data_dir / "serve.log"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **clean_environment(),
-        "ICEHOOK_DATABASE_URL": with_database(server_url, name),
-        "ICEHOOK_DATA_DIR": str(data_dir),
-        "ICEHOOK_API_KEYS": API_KEY,
-        "ICEHOOK_PUBLIC_URL": url,
-    }
-    proc = await start_icehook_logged("serve", "--simulate", "--port", str(port), env=env, log=log)
+    database_url = with_database(server_url, name)
     try:
-        await wait_ready(url)
-        yield url
+        data_dir = tmp_path_factory.mktemp("schema")
+        async with serve_simulated(database_url, data_dir, API_KEY) as (url, log):
+            yield url
+        assert troubles(log) == [], log.read_text()
     finally:
-        await stop(proc)
         await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    assert troubles(log) == [], log.read_text()
 
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))

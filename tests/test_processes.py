@@ -33,6 +33,7 @@ from tests.support import (
     free_port,
     icehook_env,
     kill_all,
+    log_record,
     rows,
     start_icehook_logged,
     stop,
@@ -50,10 +51,7 @@ ICE_FINAL = {"Success", "Failed", "Finished"}
 JOB_STATUS = {"Success": "succeeded", "Failed": "failed"}
 BATCH_STATUS = {"Finished": "finished", "Failed": "failed"}
 ICE_LATENCY_MS = 100
-CONFIRM = re.compile(
-    r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO app\.reconcile "
-    r"confirm (?P<what>start|end) job=(?P<job>[0-9a-f-]{36})"
-)
+CONFIRM = re.compile(r"confirm (?P<what>start|end) job=(?P<job>[0-9a-f-]{36})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,16 +65,19 @@ class Confirmation:
 def confirmations(process: str, log: Path) -> list[Confirmation]:
     """The confirmations in one process's log, each a start..end interval.
 
-    ``%(asctime)s`` has millisecond precision; all processes share this machine's clock.
-    Starts and ends of one job are paired first in, first out.
+    Each JSON log line has a UTC time to the microsecond; all processes share this
+    machine's clock. Starts and ends of one job are paired first in, first out.
     """
     done: list[Confirmation] = []
     started: dict[str, list[datetime]] = defaultdict(list)
     for line in log.read_text(errors="replace").splitlines():
-        match = CONFIRM.match(line)
+        record = log_record(line)
+        if record is None or record["logger"] != "app.reconcile":
+            continue
+        match = CONFIRM.match(record["message"])
         if match is None:
             continue
-        at = datetime.strptime(match["at"], "%Y-%m-%d %H:%M:%S,%f")  # noqa: DTZ007 (local time)
+        at = datetime.fromisoformat(record["time"])
         job = match["job"]
         if match["what"] == "start":
             started[job].append(at)

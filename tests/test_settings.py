@@ -66,6 +66,7 @@ def test_explicit_endpoint_wins_over_region() -> None:
         ("ICEHOOK_SWEEP_AFTER_SECONDS", "nan"),
         ("ICEHOOK_DELIVERY_RETRY_SCHEDULE", "5,x,30"),
         ("ICEHOOK_ALLOWED_WEBHOOK_NETS", "10.0.0.0/33"),
+        ("ICEHOOK_LOG_FORMAT", "xml"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
