@@ -85,7 +85,9 @@ EXCERPT_BYTES = 1024  # of a subscriber's answer, kept with the attempt
 JITTER = 0.2
 LEASE_MARGIN_SECONDS = 5.0  # a delivery's lease outlasts its request by this much
 MAX_RECORDED_TOGETHER = 256  # finished deliveries recorded in one transaction
-CLAIM_GAP_SECONDS = 0.02  # while deliveries keep coming, claims start at most this often
+# While deliveries keep coming, claims start at most this often (each takes what became due
+# meanwhile); a webhook waits for the next claim.
+CLAIM_GAP_SECONDS = 0.005
 ERROR_PAUSE_SECONDS = 2.0
 USER_AGENT = "icehook-webhooks"
 
