@@ -131,6 +131,22 @@ async def serve_simulated(
         await stop(proc)
 
 
+async def run_icehook(
+    *args: str, env: Mapping[str, str], limit_seconds: float = 60
+) -> tuple[int, str, str]:
+    """Run the real ``icehook`` command to its end: exit status, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        ICEHOOK,
+        *args,
+        env=dict(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=limit_seconds)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
 async def start_icehook(*args: str, env: Mapping[str, str]) -> asyncio.subprocess.Process:
     """Start the real ``icehook`` command; its output goes to this test's captured output."""
     return await asyncio.create_subprocess_exec(ICEHOOK, *args, env=dict(env))

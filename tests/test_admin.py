@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.receiver import receiver
 from tests.stack import Stack, eventually, stack
-from tests.test_cli import run
+from tests.support import run_icehook
 
 
 async def _settled(s: Stack, jobs: list[dict[str, Any]], deliveries: int) -> bool:
@@ -23,7 +23,7 @@ async def test_operators_see_what_the_api_shows_and_act_on_it(
     env = {**clean_env, "ICEHOOK_DATABASE_URL": database_url}
 
     async def icehook(*args: str, more: dict[str, str] | None = None) -> tuple[int, str, str]:
-        return await run(*args, env={**env, **(more or {})})
+        return await run_icehook(*args, env={**env, **(more or {})})
 
     async def as_json(*args: str) -> Any:
         code, out, err = await icehook(*args, "--json")

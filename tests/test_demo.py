@@ -6,13 +6,12 @@ database to check that it told the truth.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from app.models import deliveries, job_events, jobs, subscriptions
-from tests.support import ICEHOOK, rows
+from tests.support import rows, run_icehook
 
 FINAL = {"succeeded", "failed", "finished", "rejected"}
 # Four jobs, one batch and the batch's three sub-jobs.
@@ -20,18 +19,8 @@ JOBS = 8
 
 
 async def run_demo(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        ICEHOOK,
-        "demo",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    # A hang guard only: the demo's own time limit ends it long before.
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    # The limit is a hang guard only: the demo's own time limit ends it long before.
+    return await run_icehook("demo", *args, env=env, limit_seconds=300)
 
 
 def summary_statuses(out: str) -> dict[str, str]:
