@@ -15,6 +15,10 @@ signature with the ``standardwebhooks`` library, as a subscriber would):
    worker's ``GetMediaProducingJob``, the transition with its outbox and delivery rows,
    and the signed POST.
 
+Also reported, from the database's timestamps: how long a callback waited from being
+stored to its transition being applied (the worker's next pass and its ICE call), and from
+then to its webhook being sent (the commit and the deliverer's next claim).
+
 Baseline, measured in the same run at the same rate: the same open loop posting straight
 to the receiver (one HTTP hop, what a webhook costs at the least). Targets (issue 5):
 p50 under 100 ms and p99 under 500 ms at 200 callbacks a second. Results:
@@ -29,6 +33,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import httpx
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -194,11 +199,43 @@ async def run(args: argparse.Namespace) -> None:
             lambda: _all_arrived(receiver, count), seconds=120, what="every webhook arrived"
         )
         latencies = [receiver.arrived[t["job_id"]] - due[n] for n, t in enumerate(truths)]
-    data = results(args, facts, count, hop, acks, latencies, receiver)
+        waits = await pieces(database_url)
+    data = results(args, facts, count, hop, acks, latencies, receiver) | {"pieces": waits}
     markdown = summary(data)
     print(markdown)
     if not args.no_record:
         common.write_results("delivery", data, markdown)
+
+
+# Where the time went, from the database's own timestamps (each the start of the
+# transaction that wrote it): the callback stored; the job's final event applied, after the
+# worker's pass asked ICE; the webhook's attempt recorded, less the request itself.
+PIECES = """
+SELECT extract(epoch FROM e.created_at - c.received_at) * 1000 AS stored_to_applied,
+       extract(epoch FROM a.attempted_at - e.created_at) * 1000 - a.latency_ms
+           AS applied_to_sent
+FROM callbacks c
+JOIN job_events e ON e.job_id = c.job_id AND e.to_status IN ('succeeded', 'failed')
+JOIN deliveries d ON d.job_id = c.job_id
+JOIN delivery_attempts a ON a.delivery_id = d.id
+WHERE c.outcome = 'applied'
+"""
+
+
+async def pieces(database_url: str) -> dict[str, dict[str, float]]:
+    conn = await asyncpg.connect(common.plain_dsn(database_url))
+    try:
+        rows = await conn.fetch(PIECES)
+    finally:
+        await conn.close()
+    found = {}
+    for name in ("stored_to_applied", "applied_to_sent"):
+        values = [float(r[name]) for r in rows]
+        found[name] = {
+            "p50_ms": round(common.percentile(values, 50), 1),
+            "p99_ms": round(common.percentile(values, 99), 1),
+        }
+    return found
 
 
 async def _all_arrived(receiver: Receiver, count: int) -> bool:
@@ -269,6 +306,13 @@ def summary(data: dict[str, Any]) -> str:
             hook["p99_vs_baseline"],
         ],
     ]
+    labels = {
+        "stored_to_applied": "of which: stored to applied (next worker pass, ICE asked)",
+        "applied_to_sent": "of which: applied to sent (commit, next delivery claim)",
+    }
+    for name, label in labels.items():
+        piece = data["pieces"][name]
+        rows.append([label, piece["p50_ms"], piece["p99_ms"], "", ""])
     targets = data["targets"]
     return f"""# Delivery benchmark
 
