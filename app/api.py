@@ -88,7 +88,7 @@ class ApiKeys:
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isdecimal() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is over {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -464,7 +464,7 @@ DELIVERY_ID = {"id": int}
 
 def _delivery_id(request: Request) -> int:
     raw = request.path_params["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdecimal() or len(raw) > 18:
         raise NotFound(f"no delivery {raw!r}")
     return int(raw)
 

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp
 from app import admin, db, demo, logs
 from app.errors import ApiError, ConfigError, ValidationError
 from app.main import create_app, open_runtime
-from app.settings import Settings
+from app.settings import Settings, log_format_from_env
 from app.simulator import SimulatorSettings, create_simulator_app
 from app.simulator.settings import ACCESS_KEYS_VARIABLE
 from app.worker import Worker
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     run: Callable[[argparse.Namespace], None] = args.run
     try:
-        logs.configure(Settings.from_env(os.environ))
+        logs.configure(log_format_from_env(os.environ))
         run(args)
     except ConfigError as exc:
         print(f"icehook: {exc}", file=sys.stderr)
@@ -112,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _migrate(args: argparse.Namespace) -> None:
-    _prepare_database(Settings.from_env(os.environ))
+    settings = Settings.from_env(os.environ)
+    logs.protect_settings(settings)
+    _prepare_database(settings)
     print(f"icehook: schema at {db.head_revision()}")
 
 
@@ -149,6 +151,7 @@ def _serve(args: argparse.Namespace) -> None:
         host, port = api_socket.getsockname()[:2]
         reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         settings = dataclasses.replace(settings, public_url=_url_of_host(reachable, port))
+    logs.protect_settings(settings)
     settings = _prepare_database(settings)
     apps.insert(0, (create_app(settings, workers=True), api_socket))
     print(f"icehook: serving at {_url_of(api_socket)}", file=sys.stderr)
@@ -169,7 +172,9 @@ def _demo(args: argparse.Namespace) -> None:
     )
     if settings.database_url is None:
         print(f"icehook demo: starting the {setup.database}", flush=True)
-    settings = _prepare_database(demo.service_settings(settings, setup))
+    settings = demo.service_settings(settings, setup)
+    logs.protect_settings(settings)
+    settings = _prepare_database(settings)
     receiver = demo.Receiver()
     code = _run_servers(
         [
@@ -188,6 +193,7 @@ def _demo(args: argparse.Namespace) -> None:
 def _worker(args: argparse.Namespace) -> None:
     settings = Settings.from_env(os.environ)
     settings.require_ice_credentials()
+    logs.protect_settings(settings)
     settings = _prepare_database(settings)
 
     async def run() -> None:
@@ -206,7 +212,9 @@ def _worker(args: argparse.Namespace) -> None:
 def _operate(args: argparse.Namespace, command: admin.Command) -> None:
     """Run an operator command (``admin``) in one transaction on the configured database."""
     logging.getLogger().setLevel(logging.WARNING)  # the answer, not the service's log lines
-    settings = _prepare_database(Settings.from_env(os.environ))
+    settings = Settings.from_env(os.environ)
+    logs.protect_settings(settings)
+    settings = _prepare_database(settings)
     url = settings.database_url
     assert url is not None
 
@@ -284,6 +292,7 @@ def _simulator_settings(environ: Mapping[str, str], flags: Mapping[str, str]) ->
             file=sys.stderr,
         )
     settings = SimulatorSettings.from_env(env)
+    logs.protect(*settings.access_keys.values())
     try:
         return settings.replace(flags)
     except ConfigError as exc:

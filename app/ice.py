@@ -339,7 +339,7 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
 def _retry_after(response: httpx.Response) -> float:
     """``x-acs-retry-after`` in seconds (ICE sends milliseconds, as the SDK reads it)."""
     raw = response.headers.get("x-acs-retry-after", "")
-    return int(raw) / 1000 if raw.isdigit() else 0.0
+    return int(raw) / 1000 if raw.isdecimal() else 0.0
 
 
 def _retryable(exc: IceError, idempotent: bool) -> bool:

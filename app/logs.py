@@ -1,7 +1,9 @@
 """Logging: one JSON object per line on stderr, the request id on every record of a request,
 and no secret in any line.
 
-``configure(settings)`` sets it up once, at start (the ``icehook`` command). A line holds
+``configure(log_format)`` sets it up once, at start (the ``icehook`` command), and
+``protect`` adds each secret as it becomes known (configured, or generated for a run). A
+line holds
 ``time`` (UTC), ``level``, ``logger``, ``message``, ``request_id`` while an HTTP request is
 handled, and ``exc_info`` (the traceback) when there is one. ``ICEHOOK_LOG_FORMAT=text``
 writes plain lines for people instead.
@@ -26,9 +28,11 @@ import re
 import uuid
 from collections.abc import Iterable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
+from urllib.parse import quote
 
 from pythonjsonlogger.json import JsonFormatter
+from sqlalchemy.engine import make_url
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,26 +43,37 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
-# What icehook's own secrets look like wherever they appear, and what replaces them.
+# What icehook's own secrets look like wherever they appear (as they are, URL-encoded once
+# or twice, inside a JSON string), and what replaces them. A match never takes a backslash,
+# so an escaped quote after a secret survives and the JSON line stays valid.
+SLASH = r"(?:/|%2F|%252F)"
 SHAPES = (
-    (re.compile(r"(/callbacks/ice/)[^/\s\"'?#]+"), r"\1<token>"),
-    (re.compile(r"whsec_[A-Za-z0-9+/=]+"), "whsec_<secret>"),
-    (re.compile(r"(?i)(bearer\s+)[^\s\"',]+"), r"\1<key>"),
+    (re.compile(rf"(?i)({SLASH}callbacks{SLASH}ice{SLASH})[A-Za-z0-9_-]+"), r"\1<token>"),
+    (re.compile(r"(?i)whsec_(?:[A-Za-z0-9+/=]|%2B|%2F|%3D|%252B|%252F|%253D)+"), "whsec_<secret>"),
+    (re.compile(r"(?i)(bearer\s+)[^\s\"',\\]+"), r"\1<key>"),
     (re.compile(r"\bv1,[A-Za-z0-9+/]{20,}={0,2}"), "v1,<signature>"),
-    (re.compile(r"(Signature=)[^,&\s\"']+"), r"\1<signature>"),
-    (re.compile(r"(?i)(x-ice-signature\W{1,4})[0-9a-f]{32}"), r"\1<signature>"),
-    (re.compile(r"(postgres(?:ql)?(?:\+asyncpg)?://[^:/\s@]+:)[^@\s]+@"), r"\1<password>@"),
+    (re.compile(r"(Signature(?:=|%3D|%253D))[^,&\s\"'\\]+"), r"\1<signature>"),
+    (re.compile(r"(?i)(x-ice-signature\W{1,8})[0-9a-f]{32}"), r"\1<signature>"),
+    (re.compile(r"(postgres(?:ql)?(?:\+\w+)?://[^:/\s@]+:)[^@\s]+@"), r"\1<password>@"),
 )
 
 
 class Redactor:
-    """Replaces secrets in a line of log: ``secrets`` by value, icehook's own by shape."""
+    """Replaces secrets in a line of log: those it was given by value (``add``), icehook's
+    own by shape."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # A secret may appear as it is or escaped inside a JSON line.
-        forms = {form for s in secrets if len(s) >= 4 for form in (s, json.dumps(s)[1:-1])}
-        alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-        self._literal = re.compile(alternatives) if alternatives else None
+        self._forms: set[str] = set()
+        self._literal: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        # A secret may appear as it is, URL-encoded, or escaped inside a JSON line.
+        for secret in secrets:
+            if len(secret) >= 4:
+                self._forms |= {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}
+        ordered = sorted(self._forms, key=len, reverse=True)
+        self._literal = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def __call__(self, line: str) -> str:
         if self._literal is not None:
@@ -85,10 +100,15 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
         return self._redact(super().format(record))
 
 
-def configure(settings: Settings, stream: TextIO | None = None) -> None:
+_redactor = Redactor()  # the configured handler's
+
+
+def configure(log_format: Literal["json", "text"], stream: TextIO | None = None) -> None:
     """Route every logger's records through one redacting handler on ``stream`` (stderr)."""
-    handler = _Handler(Redactor(secrets_of(settings)), stream)
-    if settings.log_format == "json":
+    global _redactor
+    _redactor = Redactor()
+    handler = _Handler(_redactor, stream)
+    if log_format == "json":
         handler.setFormatter(
             JsonFormatter(
                 "{levelname}{name}{message}",
@@ -108,11 +128,22 @@ def configure(settings: Settings, stream: TextIO | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def secrets_of(settings: Settings) -> list[str]:
-    """The configured values that must never be written to a log."""
-    values = [*settings.api_keys, *settings.callback_auth_keys]
-    values += [v for v in (settings.access_key_secret, settings.security_token) if v]
-    return values
+def protect(*secrets: str | None) -> None:
+    """Never write these values (by value; empty ones are ignored)."""
+    _redactor.add(s for s in secrets if s)
+
+
+def protect_settings(settings: Settings) -> None:
+    """Never write the secrets ``settings`` holds: keys, AccessKey secret, security token,
+    callback AuthKeys and the database password."""
+    password = make_url(settings.database_url).password if settings.database_url else None
+    protect(
+        *settings.api_keys,
+        *settings.callback_auth_keys,
+        settings.access_key_secret,
+        settings.security_token,
+        str(password) if password else None,
+    )
 
 
 class RequestIds:

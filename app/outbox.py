@@ -384,7 +384,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isdecimal():
         return float(value)
     with contextlib.suppress(TypeError, ValueError):
         moment = email.utils.parsedate_to_datetime(value)

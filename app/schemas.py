@@ -417,7 +417,7 @@ def _time(params: Mapping[str, Any], name: str) -> datetime | None:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 50
-    if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
+    if not raw.isdecimal() or not 1 <= int(raw) <= PAGE_MAX:
         raise ValidationError("limit", f"must be a whole number from 1 to {PAGE_MAX}")
     return int(raw)
 
@@ -739,7 +739,7 @@ def encode_id_cursor(last_id: int) -> str:
 def _decode_id_cursor(raw: str) -> int:
     try:
         tag, value = base64.urlsafe_b64decode(raw.encode()).decode().split("|")
-        if tag != "id" or not value.isdigit():
+        if tag != "id" or not value.isdecimal():
             raise ValueError
         return int(value)
     except (ValueError, UnicodeDecodeError):

@@ -49,7 +49,6 @@ class Settings:
     webhook_disable_after_seconds: float = 5 * 24 * 3600.0
     webhook_secret_overlap_seconds: float = 24 * 3600.0
     allowed_webhook_nets: tuple[IpNetwork, ...] = ()
-    log_format: Literal["json", "text"] = "json"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -90,7 +89,6 @@ class Settings:
                 "ICEHOOK_WEBHOOK_SECRET_OVERLAP_SECONDS", 24 * 3600.0, _parse_positive
             ),
             allowed_webhook_nets=env.get("ICEHOOK_ALLOWED_WEBHOOK_NETS", (), _parse_nets),
-            log_format=env.get("ICEHOOK_LOG_FORMAT", "json", _parse_log_format),
         )
 
     def require_ice_credentials(self) -> None:
@@ -101,6 +99,11 @@ class Settings:
         ):
             if not value:
                 raise ConfigError(name, "required to call ICE (or run with --simulate)")
+
+
+def log_format_from_env(environ: Mapping[str, str]) -> Literal["json", "text"]:
+    """``ICEHOOK_LOG_FORMAT`` alone: every command sets up its logs before anything else."""
+    return _Env(environ).get("ICEHOOK_LOG_FORMAT", "json", _parse_log_format)
 
 
 class _Env:
@@ -159,7 +162,7 @@ def _parse_positive(raw: str) -> float:
 
 
 def _parse_count(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isdecimal() or int(raw) < 1:
         raise ValueError(f"must be a whole number of at least 1, got {raw!r}")
     return int(raw)
 

@@ -42,21 +42,27 @@ def records(stream: io.StringIO) -> list[dict[str, Any]]:
 
 
 def test_configured_secrets_and_icehooks_own_are_redacted_by_value_and_shape() -> None:
-    redact = logs.Redactor(["configured-key", 'quote"key'])
+    redact = logs.Redactor(["configured-key", 'quote"key', "a+b/c=d"])
     line = (
-        'key configured-key and quote\\"key; POST /callbacks/ice/Abc-123_xyz?x=1; '
-        "whsec_c2VjcmV0IHNlY3JldA==; Authorization: Bearer some.key; "
+        'key configured-key and quote\\"key, a%2Bb%2Fc%3Dd; POST /callbacks/ice/Abc-123_xyz?x=1; '
+        "NotifyAddress%3Dhttp%253A%252F%252Fh%252Fcallbacks%252Fice%252FEnc0ded-Tok; "
+        "UserData=%7B%22u%22%3A%22http%3A%2F%2Fh%2Fcallbacks%2Fice%2FOnce-Encoded%22%7D; "
+        "whsec_c2VjcmV0IHNlY3JldA==, whsec_c2Vj%2Bc%2Fd%3D; Authorization: Bearer some.key; "
         "webhook-signature: v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4= ; "
         "ACS3-HMAC-SHA256 Credential=ak,SignedHeaders=host,Signature=0a1b2c3d; "
         "X-ICE-SIGNATURE: 0123456789abcdef0123456789abcdef; "
-        "postgresql://icehook:hunter2@db:5432/icehook"
+        "postgresql+psycopg://icehook:hunter2@db:5432/icehook"
     )
     redacted = redact(line)
     for secret in (
         "configured-key",
-        'quote\\"key',
+        "quote",
+        "a%2Bb",
         "Abc-123_xyz",
+        "Enc0ded-Tok",
+        "Once-Encoded",
         "c2VjcmV0IHNlY3JldA",
+        "c2Vj",
         "some.key",
         "K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN",
         "0a1b2c3d",
@@ -65,14 +71,42 @@ def test_configured_secrets_and_icehooks_own_are_redacted_by_value_and_shape() -
     ):
         assert secret not in redacted, secret
     assert "/callbacks/ice/<token>?x=1" in redacted
-    assert "postgresql://icehook:<password>@db:5432/icehook" in redacted
+    assert "postgresql+psycopg://icehook:<password>@db:5432/icehook" in redacted
+
+
+def test_a_redacted_json_line_stays_json() -> None:
+    """A secret just before an escaped quote: the quote and its backslash stay."""
+    redact = logs.Redactor()
+    inner = {
+        "url": "/callbacks/ice/Tok-1",
+        "auth": "Bearer k1",
+        "sig": "Signature=abc",
+        "X-ICE-SIGNATURE": "0123456789abcdef0123456789abcdef",
+    }
+    line = json.dumps({"message": json.dumps(inner)})
+    redacted = json.loads(redact(line))
+    assert json.loads(redacted["message"]) == {
+        "url": "/callbacks/ice/<token>",
+        "auth": "Bearer <key>",
+        "sig": "Signature=<signature>",
+        "X-ICE-SIGNATURE": "<signature>",
+    }
 
 
 def test_a_line_is_one_json_object_with_the_request_id_and_a_redacted_traceback(
     settings: Settings, captured: io.StringIO
 ) -> None:
-    logs.configure(dataclasses.replace(settings, api_keys=("sekrit-api-key",)), captured)
+    logs.configure("json", captured)
     log = logging.getLogger("app.somewhere")
+    log.info("before the key is known: sekrit-api-key")
+    logs.protect_settings(
+        dataclasses.replace(
+            settings,
+            api_keys=("sekrit-api-key",),
+            database_url="postgresql://u:db-pass-word@h/d",
+        )
+    )
+    log.info("the password db-pass-word alone")
     log.info("outside any request")
     token = logs.REQUEST_ID.set("req-1")
     try:
@@ -82,7 +116,9 @@ def test_a_line_is_one_json_object_with_the_request_id_and_a_redacted_traceback(
             log.exception("it broke: %s", "sekrit-api-key")
     finally:
         logs.REQUEST_ID.reset(token)
-    outside, broke = records(captured)
+    before, password, outside, broke = records(captured)
+    assert before["message"] == "before the key is known: sekrit-api-key"
+    assert password["message"] == "the password <secret> alone"
     assert outside["message"] == "outside any request"
     assert (outside["level"], outside["logger"]) == ("INFO", "app.somewhere")
     assert "request_id" not in outside
@@ -91,11 +127,11 @@ def test_a_line_is_one_json_object_with_the_request_id_and_a_redacted_traceback(
     assert broke["message"] == "it broke: <secret>"
     assert "RuntimeError: failed on /callbacks/ice/<token> with <secret>" in broke["exc_info"]
     assert "the-token" not in captured.getvalue()
-    assert "sekrit-api-key" not in captured.getvalue()
+    assert captured.getvalue().count("sekrit-api-key") == 1  # before it was protected
 
 
 def test_text_format_for_people(settings: Settings, captured: io.StringIO) -> None:
-    logs.configure(dataclasses.replace(settings, log_format="text"), captured)
+    logs.configure("text", captured)
     logging.getLogger("app.x").warning("plain %s", "words")
     assert captured.getvalue().rstrip().endswith(" WARNING app.x plain words")
 
@@ -106,7 +142,7 @@ async def test_each_request_has_an_id_in_its_answer_and_its_log_lines(
     """The database is gone: the warning the callback causes names the request's id and
     not the callback's token."""
     gone = dataclasses.replace(settings, database_url="postgresql://nobody@127.0.0.1:9/none")
-    logs.configure(gone, captured)
+    logs.configure("json", captured)
     async with serve(create_app(gone)) as url, httpx.AsyncClient(base_url=url) as client:
         given = await client.post(
             "/callbacks/ice/secret-callback-token", content=b"{}", headers={"x-request-id": "r-7"}
@@ -129,7 +165,7 @@ async def test_an_unexpected_error_is_a_500_logged_once_with_the_request_id(
     async def boom(request: Request) -> Response:
         raise RuntimeError("a bug")
 
-    logs.configure(settings, captured)
+    logs.configure("json", captured)
     app = create_app(settings)
     app.router.routes.append(Route("/boom", boom))
     async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:

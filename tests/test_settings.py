@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.errors import ConfigError
-from app.settings import DEFAULT_RETRY_SCHEDULE, Settings
+from app.settings import DEFAULT_RETRY_SCHEDULE, Settings, log_format_from_env
 
 
 def test_defaults_match_the_design() -> None:
@@ -66,7 +66,6 @@ def test_explicit_endpoint_wins_over_region() -> None:
         ("ICEHOOK_SWEEP_AFTER_SECONDS", "nan"),
         ("ICEHOOK_DELIVERY_RETRY_SCHEDULE", "5,x,30"),
         ("ICEHOOK_ALLOWED_WEBHOOK_NETS", "10.0.0.0/33"),
-        ("ICEHOOK_LOG_FORMAT", "xml"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
@@ -74,6 +73,13 @@ def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
         Settings.from_env({variable: value})
     assert caught.value.variable == variable
     assert str(caught.value).startswith(f"{variable}: ")
+
+
+def test_the_log_format_is_json_or_text() -> None:
+    assert log_format_from_env({}) == "json"
+    assert log_format_from_env({"ICEHOOK_LOG_FORMAT": "Text"}) == "text"
+    with pytest.raises(ConfigError, match=r"^ICEHOOK_LOG_FORMAT: "):
+        log_format_from_env({"ICEHOOK_LOG_FORMAT": "xml"})
 
 
 def test_credentials_are_required_to_call_ice() -> None:

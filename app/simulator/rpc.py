@@ -297,7 +297,7 @@ def _max_results(params: Params) -> int:
     text = _optional(params, "MaxResults")
     if text is None:
         return 10
-    if not text.isdigit() or not 1 <= int(text) <= 100:
+    if not text.isdecimal() or not 1 <= int(text) <= 100:
         raise invalid("MaxResults", "It must be an integer from 1 to 100.")
     return int(text)
 
