@@ -128,7 +128,7 @@ async def serve_metrics(request: Request) -> Response:
     return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
 
-@operation({200: Text("application/json")}, public=True, database=False)
+@operation({200: dict[str, Any]}, public=True, database=False)
 async def openapi_json(request: Request) -> Response:
     """This API's description (OpenAPI 3.1)."""
     return Response(_openapi_document(), media_type="application/json")

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import schemas
+from app import db, schemas
 from app.models import JobKind, callbacks, deliveries, delivery_attempts, job_events, jobs
 from app.models import outbox as messages
 
@@ -29,8 +29,8 @@ async def find_job(
     session: AsyncSession, raw: str, kind: JobKind | None = None
 ) -> RowMapping | None:
     """The job ``raw`` names: icehook's id or ICE's JobId."""
-    if "\x00" in raw:
-        return None  # no id holds NUL, and PostgreSQL text cannot
+    if not db.storable(raw):
+        return None  # no id holds what PostgreSQL text cannot
     condition = jobs.c.ice_job_id == raw
     with contextlib.suppress(ValueError):
         # ICE's JobIds are 32 hex digits, which also parse as a UUID: look for both.

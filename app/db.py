@@ -60,6 +60,20 @@ def async_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
+def storable(text: str) -> bool:
+    """Whether PostgreSQL text can hold ``text``: no NUL and no unpaired surrogate (both of
+    which JSON can carry as escapes)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # Statement parameters (a subscription's secret, a callback's body) stay out of errors,
     # and so out of logs.

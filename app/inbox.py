@@ -315,7 +315,7 @@ def _judge(
 def _envelope(body: bytes) -> dict[str, Any] | None:
     try:
         envelope = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
         return None
     if (
         not isinstance(envelope, dict)

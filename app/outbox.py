@@ -346,6 +346,8 @@ async def _addresses_of(host: str, port: int) -> list[IpAddress]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise Refused(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
+    except UnicodeError:  # the IDNA codec refuses the name (an empty label, one over 63)
+        raise Refused(f"{host!r} is not a valid host name") from None
     return [ipaddress.ip_address(str(sockaddr[0]).split("%")[0]) for *_, sockaddr in infos]
 
 

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import (
     Annotated,
     Any,
@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from pydantic import ConfigDict, Field, WithJsonSchema, with_config
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
+from app import db
 from app.errors import ValidationError
 from app.models import CallbackOutcome, DeliveryStatus, EventSource, JobKind, JobStatus
 from app.outbox import EVENT_TYPES, PATTERNS
@@ -130,37 +131,29 @@ class Submission:
 def parse_json_body(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
-    except ValueError:
-        raise ValidationError("body", "is not valid JSON") from None
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
+        raise ValidationError("body", "is not valid JSON (or is nested too deeply)") from None
     if not isinstance(body, dict):
         raise ValidationError("body", "must be a JSON object")
     for name, value in body.items():
-        _refuse_unstorable(name, name)
         _refuse_unstorable(name, value)
     return body
 
 
 def _refuse_unstorable(field: str, value: Any) -> None:
-    """Refuses text that PostgreSQL cannot hold, though JSON can escape it: NUL (\\u0000)
-    and unpaired surrogates (\\ud800)."""
-    if isinstance(value, str):
-        if "\x00" in value or not (value.isascii() or _encodable(value)):
-            raise ValidationError(field, "holds NUL or an unpaired surrogate, which cannot be kept")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_unstorable(field, key)
-            _refuse_unstorable(field, item)
-    elif isinstance(value, list):
-        for item in value:
-            _refuse_unstorable(field, item)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    """Refuses text anywhere in ``value`` (keys too) that PostgreSQL cannot hold though
+    JSON can escape it (``db.storable``); walks without recursion, however deep."""
+    pending = [field, value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not db.storable(item):
+                raise ValidationError(field, "holds NUL or an unpaired surrogate, not kept")
+        elif isinstance(item, dict):
+            pending += item.keys()
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item
 
 
 def parse_job(body: Mapping[str, Any]) -> Submission:
@@ -411,7 +404,19 @@ def _time(params: Mapping[str, Any], name: str) -> datetime | None:
         raise ValidationError(name, "must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
     if moment.tzinfo is None:
         raise ValidationError(name, "must carry a time zone, e.g. Z or +08:00")
+    if not _in_range(moment):
+        raise ValidationError(name, "is out of range")
     return moment
+
+
+def _in_range(moment: datetime) -> bool:
+    """Whether ``moment`` exists in UTC (the database's form): 0001-01-01T00:00+01:00 does
+    not."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def _limit(raw: str | None) -> int:
@@ -429,7 +434,10 @@ def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
 def decode_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
     try:
         created_at, job_id = base64.urlsafe_b64decode(raw.encode()).decode().split("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(job_id)
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None or not _in_range(moment):
+            raise ValueError
+        return moment, uuid.UUID(job_id)
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("cursor", "is not a cursor this API gave out") from None
 

@@ -55,10 +55,13 @@ async def test_malformed_json_is_400_and_the_raw_body_is_kept(database_url: str)
         assert answer.json()["error"]["code"] == "malformed_callback"
         not_an_envelope = await s.callbacks.post(f"/callbacks/ice/{token}", content=b"[1, 2]")
         assert not_an_envelope.status_code == 400
+        deep = b"[" * 5000 + b"]" * 5000  # deeper than Python's JSON parser goes
+        assert (await s.callbacks.post(f"/callbacks/ice/{token}", content=deep)).status_code == 400
         rows = await s.rows(sa.select(callbacks_table).order_by(callbacks_table.c.id))
         assert [(r["outcome"], bytes(r["body"])) for r in rows] == [
             ("malformed", b"{not json"),
             ("malformed", b"[1, 2]"),
+            ("malformed", deep),
         ]
         assert {r["job_id"] for r in rows} == {uuid.UUID(str(job["id"]))}
 

@@ -13,6 +13,7 @@ import re
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import httpx
 import pytest
 from starlette.routing import Mount, Route
 
-from app import api, openapi
+from app import api, openapi, schemas
+from app.errors import ValidationError
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import _admin, with_database
@@ -59,24 +61,50 @@ def test_a_route_without_a_declaration_fails_the_description() -> None:
         openapi.document([*api.routes, Mount("/v1", routes=[Route("/new", undeclared)])])
 
 
-def test_parsers_and_description_name_the_same_fields() -> None:
-    """A filter or field the description lists is one the parser accepts, and no other."""
+LIST_PARSERS = {
+    "/v1/jobs": (schemas.parse_job_query, schemas.encode_cursor(datetime.now(UTC), uuid.uuid4())),
+    "/v1/callbacks": (schemas.parse_callback_query, schemas.encode_id_cursor(7)),
+    "/v1/deliveries": (schemas.parse_delivery_query, schemas.encode_id_cursor(7)),
+}
+
+
+def _sample(schema: dict[str, Any], components: dict[str, Any]) -> str:
+    """A valid query value for ``schema``."""
+    if "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[1]]
+    if "enum" in schema:
+        return str(schema["enum"][0])
+    if schema.get("format") == "uuid":
+        return str(uuid.uuid4())
+    if schema.get("format") == "date-time":
+        return datetime.now(UTC).isoformat()
+    if schema.get("type") == "integer":
+        return str(schema.get("minimum", 1))
+    return "x"
+
+
+@pytest.mark.parametrize("path", sorted(LIST_PARSERS))
+def test_each_described_query_parameter_is_one_the_parser_takes(path: str) -> None:
+    """A valid value of every parameter the description lists passes the parser, and a
+    parameter it does not list is refused."""
     document = openapi.document(api.routes)
-    listed = {
-        p["name"] for p in document["paths"]["/v1/jobs"]["get"]["parameters"] if p["in"] == "query"
-    }
-    assert listed == {
-        "status",
-        "ice_job_id",
-        "project_id",
-        "batch_id",
-        "created_after",
-        "created_before",
-        "limit",
-        "cursor",
-    }
-    job = document["components"]["schemas"]["Job"]
-    assert set(job["properties"]) == set(job["required"])
+    components = document["components"]["schemas"]
+    parse, cursor = LIST_PARSERS[path]
+    listed = document["paths"][path]["get"]["parameters"]
+    assert len(listed) > 2
+    for parameter in listed:
+        name = parameter["name"]
+        value = cursor if name == "cursor" else _sample(parameter["schema"], components)
+        parse({name: value})
+    with pytest.raises(ValidationError, match="is not a filter"):
+        parse({"colour": "red"})
+
+
+def test_resources_list_every_field_as_required() -> None:
+    """Every key of a resource is always present (null when unknown)."""
+    components = openapi.document(api.routes)["components"]["schemas"]
+    for name in ("Job", "Event", "Callback", "Subscription", "Delivery", "Attempt"):
+        assert set(components[name]["properties"]) == set(components[name]["required"]), name
 
 
 async def test_public_and_keyed_operations_are_as_described(settings: Settings) -> None:

@@ -495,6 +495,8 @@ async def test_subscriptions_are_validated_listed_changed_and_deleted(database_u
             ({"url": r.url, "event_types": []}, "event_types"),
             ({"url": r.url, "event_types": ["job.done"]}, "event_types"),
             ({"url": r.url, "event_types": ["*"], "secret": "mine"}, "secret"),
+            ({"url": "http://a..b/x", "event_types": ["*"]}, "url"),  # IDNA refuses the name
+            ({"url": f"http://{'a' * 64}.example/x", "event_types": ["*"]}, "url"),
         ):
             answer = await s.api.post("/v1/subscriptions", json=body)
             assert answer.status_code == 422, body

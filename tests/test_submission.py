@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -41,6 +43,7 @@ from tests.stack import FINAL, KEY_ID, OUTPUT, SECRET, eventually, stack
         ({"ProjectId": "p", "OutputMediaConfig": OUTPUT, "UserData": {"k": "a\x00"}}, "UserData"),
         ({"ProjectId": "p\ud800", "OutputMediaConfig": OUTPUT}, "ProjectId"),
         ({"ProjectId": "p", "OutputMediaConfig": {"\x00": 1}}, "OutputMediaConfig"),
+        ({"ProjectId": "p", "OutputMediaConfig": {"a": [[[["\ud800"]]]]}}, "OutputMediaConfig"),
     ],
 )
 async def test_bad_submissions_are_422_naming_the_field(
@@ -56,7 +59,7 @@ async def test_bad_submissions_are_422_naming_the_field(
 
 async def test_malformed_json_and_non_objects_are_422_on_the_body(database_url: str) -> None:
     async with stack(database_url, job_seconds=60) as s:
-        for raw in (b"{nope", b"[1]", b""):
+        for raw in (b"{nope", b"[1]", b"", b"[" * 5000 + b"]" * 5000):
             answer = await s.api.post("/v1/jobs", content=raw)
             assert answer.status_code == 422
             assert answer.json()["error"]["field"] == "body"
@@ -220,8 +223,12 @@ async def test_list_filters_and_cursor_pagination(database_url: str) -> None:
             {"batch_id": "nope"},
             {"colour": "red"},
             {"project_id": "p\x00"},  # PostgreSQL text cannot hold NUL
+            {"limit": "²"},  # a digit to str.isdigit, not to int()
+            {"created_after": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
+            {"cursor": base64.urlsafe_b64encode(f"2026-01-01T00:00:00|{uuid.uuid4()}".encode())},
         ):
             answer = await s.api.get("/v1/jobs", params=bad)
             assert answer.status_code == 422, bad
             assert answer.json()["error"]["field"] == next(iter(bad))
         assert (await s.api.get("/v1/jobs/a%00b")).status_code == 404
+        assert (await s.api.get("/v1/deliveries/²")).status_code == 404
