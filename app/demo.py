@@ -49,6 +49,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.errors import IcehookError
+from app.models import TERMINAL_STATUSES
 from app.settings import Settings
 from app.simulator import SimulatorSettings
 
@@ -68,7 +69,6 @@ FINAL_LOOK_SECONDS = 10.0  # the last look at the timelines, after the time limi
 OUTPUT_URL = "https://bucket.oss-cn-shanghai.aliyuncs.com/icehook-demo/{name}.mp4"
 BATCH_PROJECTS = ("demo-batch-1", "demo-batch-2", "demo-batch-3")
 PLANNED = 5  # submissions: four jobs and one batch
-FINAL_STATUSES = frozenset({"succeeded", "failed", "finished", "rejected"})
 NOISY_LOGGERS = ("app", "uvicorn", "alembic")
 
 
@@ -283,7 +283,7 @@ class Tracked:
 
     @property
     def final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status in TERMINAL_STATUSES
 
     def events(self) -> list[dict[str, Any]]:
         return list(self.timeline.get("events", []))

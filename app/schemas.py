@@ -11,7 +11,7 @@ import base64
 import enum
 import json
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import (
@@ -158,7 +158,7 @@ def _refuse_unstorable(field: str, value: Any) -> None:
 
 def parse_job(body: Mapping[str, Any]) -> Submission:
     """A ``SubmitMediaProducingJob`` body (ICE's parameter names)."""
-    _refuse_unknown(body, JobSubmission.__annotations__.keys())
+    _refuse_unknown(body, JobSubmission)
     parameters: dict[str, str] = {}
     for name in sorted(JOB_TEXT_PARAMETERS & body.keys()):
         parameters[name] = _text(body, name)
@@ -181,7 +181,7 @@ def parse_job(body: Mapping[str, Any]) -> Submission:
 
 def parse_batch(body: Mapping[str, Any]) -> Submission:
     """A ``SubmitSceneBatchEditingJob`` body: ``ProjectIds`` as a list or a comma string."""
-    _refuse_unknown(body, BatchSubmission.__annotations__.keys())
+    _refuse_unknown(body, BatchSubmission)
     raw_ids = body.get("ProjectIds")
     if isinstance(raw_ids, str):
         raw_ids = raw_ids.split(",")
@@ -196,14 +196,14 @@ def parse_batch(body: Mapping[str, Any]) -> Submission:
     return Submission(JobKind.BATCH, parameters, _user_data(body), None)
 
 
-def _refuse_unknown(body: Mapping[str, Any], known: Collection[str]) -> None:
+def _refuse_unknown(body: Mapping[str, Any], shape: type[Any]) -> None:
+    """Refuses a field that ``shape`` (a TypedDict of a request body) does not name."""
+    known = shape.__annotations__
     for name in body:
-        if name == "ClientToken":
+        if name == "ClientToken":  # an ICE parameter, but icehook's to set
             raise ValidationError("ClientToken", "is set by icehook (from the job's id)")
         if name not in known:
-            raise ValidationError(
-                name, f"is not a parameter here; known: {', '.join(sorted(known))}"
-            )
+            raise ValidationError(name, f"is not a field here; known: {', '.join(sorted(known))}")
 
 
 def _text(body: Mapping[str, Any], name: str) -> str:
@@ -548,7 +548,7 @@ class DeliveryDetail(Delivery):
 def parse_subscription(body: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
     """A subscription's columns from a POST (``url`` and ``event_types`` required) or a PATCH
     (``partial``: only what is given)."""
-    _refuse_unknown_fields(body, SubscriptionChange)
+    _refuse_unknown(body, SubscriptionChange)
     if not partial:
         for name in required_keys(NewSubscription):
             if name not in body:
@@ -579,13 +579,6 @@ def required_keys(shape: type[Any]) -> list[str]:
         for name, hint in hints.items()
         if get_origin(hint) is Required or (shape.__total__ and get_origin(hint) is not NotRequired)
     ]
-
-
-def _refuse_unknown_fields(body: Mapping[str, Any], shape: type[Any]) -> None:
-    known = shape.__annotations__
-    for name in body:
-        if name not in known:
-            raise ValidationError(name, f"is not a field; known: {', '.join(sorted(known))}")
 
 
 def _webhook_url(value: Any) -> str:
@@ -631,7 +624,7 @@ class Replayed(TypedDict):
 
 def parse_replay(body: Mapping[str, Any]) -> tuple[datetime, datetime | None]:
     """``since`` (required) and ``until`` of a replay."""
-    _refuse_unknown_fields(body, Replay)
+    _refuse_unknown(body, Replay)
     since = _time(body, "since")
     if since is None:
         raise ValidationError("since", "is required (an ISO 8601 time)")
