@@ -58,7 +58,8 @@ USER_DATA_MAX_BYTES = 512  # ICE's limit on UserData
 CLOSED = ConfigDict(extra="forbid")
 
 JsonDocument = Annotated[
-    dict[str, Any] | str, Field(description="a JSON object, or its JSON text (ICE wants text)")
+    dict[str, Any] | list[Any] | str,
+    Field(description="a JSON object or array, or its JSON text (ICE wants text)"),
 ]
 UserData = Annotated[
     dict[str, Any] | str | None,
