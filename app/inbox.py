@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from app import db, metrics, reconcile
 from app.errors import SignatureError
 from app.jobs import RANK, status_from_ice
+from app.logs import REQUEST_ID
 from app.models import TERMINAL_STATUSES, CallbackOutcome, EventSource, JobKind, JobStatus, jobs
 from app.models import callbacks as callbacks_table
 from app.queue import WORK, Waker, claim_jobs, notify, release
@@ -80,6 +81,7 @@ class Received:
     body: bytes
     headers: dict[str, str]
     peer: str | None
+    request_id: str | None  # logs.RequestIds'
     event_type: str | None  # these three from the envelope, when there is one
     ice_job_id: str | None
     ice_status: str | None
@@ -94,6 +96,7 @@ class Received:
             "body": self.body[:KEPT_OF_REJECTED] if reply.status_code == 401 else self.body,
             "headers": json.dumps(self.headers),
             "peer": self.peer,
+            "request_id": self.request_id,
             "event_type": self.event_type,
             "ice_job_id": self.ice_job_id,
             "ice_status": self.ice_status,
@@ -112,6 +115,7 @@ INCOMING = db.RowsParameter(
         "body": BYTEA(),
         "headers": sa.Text(),  # JSON text, made jsonb in the statement
         "peer": sa.Text(),
+        "request_id": sa.Text(),
         "event_type": sa.Text(),
         "ice_job_id": sa.Text(),
         "ice_status": sa.Text(),
@@ -159,6 +163,7 @@ def _store_statement() -> sa.Select[
                 ),
                 sa.cast(matched.c.headers, JSONB),
                 matched.c.peer,
+                matched.c.request_id,
                 matched.c.event_type,
                 matched.c.ice_job_id,
                 matched.c.ice_status,
@@ -205,6 +210,7 @@ async def accept_callback(
         body=body,
         headers={k: _text(v) for k, v in headers.items() if k.lower() not in UNSTORED_HEADERS},
         peer=peer,
+        request_id=REQUEST_ID.get(),
         **fields,
         reply=reply,
     )

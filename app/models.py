@@ -159,6 +159,8 @@ callbacks = sa.Table(
     sa.Column("body", BYTEA, nullable=False),
     sa.Column("headers", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     sa.Column("peer", sa.Text),
+    # The X-Request-ID of the request that delivered it: its log lines carry the same id.
+    sa.Column("request_id", sa.Text),
     sa.Column("outcome", _enum(CallbackOutcome, "outcome"), nullable=False),
     sa.Column("detail", sa.Text),
     sa.Column("processed_at", sa.DateTime(timezone=True)),

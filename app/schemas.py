@@ -696,6 +696,9 @@ class Callback(TypedDict):
     outcome: CallbackOutcome
     detail: str | None
     peer: Annotated[str | None, Field(description="the sender's address")]
+    request_id: Annotated[
+        str | None, Field(description="its request's X-Request-ID, as in the log lines")
+    ]
 
 
 def callback_resource(row: Mapping[Any, Any]) -> dict[str, Any]:

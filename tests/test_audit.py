@@ -60,8 +60,11 @@ async def test_a_jobs_timeline_and_every_callback_with_how_it_was_judged(
             envelope(job["ice_job_id"], "Failed", EventTime="2026-11-22T08:00:10Z"),  # rejected
             envelope(other["ice_job_id"], "Success"),  # unmatched: not this token's job
         ]
-        for body in sent:
-            assert (await s.callbacks.post(url, content=json.dumps(body))).status_code == 200
+        for n, body in enumerate(sent):
+            answer = await s.callbacks.post(
+                url, content=json.dumps(body), headers={"x-request-id": f"from-ice-{n}"}
+            )
+            assert answer.status_code == 200
         unknown = await s.callbacks.post("/callbacks/ice/not-a-token", json=sent[0])
         assert unknown.status_code == 401
         await eventually(lambda: _everything_judged_and_delivered(s, len(sent) + 1))
@@ -73,6 +76,7 @@ async def test_a_jobs_timeline_and_every_callback_with_how_it_was_judged(
         assert [c["ice_status"] for c in judged] == ["Success", "Success", "Failed", "Success"]
         assert all(c["detail"] and c["processed_at"] and c["received_at"] for c in judged)
         assert all("body" not in c for c in judged), "the body holds the callback token"
+        assert [c["request_id"] for c in judged] == [f"from-ice-{n}" for n in range(4)]
         assert [(d["event_type"], d["status"]) for d in timeline["deliveries"]] == [
             ("job.submitted", "delivered"),
             ("job.succeeded", "delivered"),

@@ -36,11 +36,14 @@ async def test_an_unknown_token_is_401_kept_with_the_peer_and_never_applied(
 ) -> None:
     async with stack(database_url, job_seconds=60) as s:
         body = envelope("x", "Success", Padding="x" * 10_000)
-        answer = await s.callbacks.post("/callbacks/ice/not-a-token", json=body)
+        answer = await s.callbacks.post(
+            "/callbacks/ice/not-a-token", json=body, headers={"x-request-id": "ice-1"}
+        )
         assert answer.status_code == 401
         assert answer.json()["error"]["code"] == "unauthorized"
         (row,) = await s.rows(sa.select(callbacks_table))
         assert (row["outcome"], row["job_id"], row["peer"]) == ("rejected", None, "127.0.0.1")
+        assert row["request_id"] == "ice-1", "the audit row names the request, as its logs do"
         assert row["detail"] == "unknown callback token"
         assert len(row["body"]) == 4096, "of a rejected callback, the first 4 KiB are kept"
         assert row["dedup_key"] is None
@@ -198,6 +201,7 @@ def received(token: str, n: int) -> inbox.Received:
         body=json.dumps(envelope("job", "Success", Seq=n)).encode(),
         headers={"content-type": "application/json"},
         peer="127.0.0.1",
+        request_id=f"request-{n}",
         event_type="ProduceMediaComplete",
         ice_job_id="job",
         ice_status="Success",
