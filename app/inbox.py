@@ -81,7 +81,7 @@ class Received:
     body: bytes
     headers: dict[str, str]
     peer: str | None
-    request_id: str | None  # logs.RequestIds'
+    request_id: str | None  # the id logs.RequestIds gave its request
     event_type: str | None  # these three from the envelope, when there is one
     ice_job_id: str | None
     ice_status: str | None
