@@ -11,6 +11,7 @@ import functools
 import hashlib
 import hmac
 import json
+import secrets
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -53,6 +54,12 @@ SUBMIT_MAX_BYTES = 4 * 1024 * 1024  # a Timeline can be large
 
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def new_api_key() -> str:
+    """A key for ``ICEHOOK_API_KEYS``, for a run that generates its own (``serve --simulate``,
+    ``demo``)."""
+    return "ih_" + secrets.token_urlsafe(24)
 
 
 class ApiKeys:

@@ -15,9 +15,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
-import math
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -28,11 +26,12 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from app import admin, db, demo, logs
+from app.api import new_api_key
 from app.errors import ApiError, ConfigError, ValidationError
 from app.main import create_app, open_runtime
-from app.settings import Settings, log_format_from_env
+from app.settings import Settings, log_format_from_env, parse_positive
 from app.simulator import SimulatorSettings, create_simulator_app
-from app.simulator.settings import ACCESS_KEYS_VARIABLE
+from app.simulator.settings import ACCESS_KEYS_VARIABLE, new_access_key
 from app.worker import Worker
 
 EXIT_CONFIG = 2
@@ -112,9 +111,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _migrate(args: argparse.Namespace) -> None:
-    settings = Settings.from_env(os.environ)
-    logs.protect_settings(settings)
-    _prepare_database(settings)
+    _prepare(Settings.from_env(os.environ))
     print(f"icehook: schema at {db.head_revision()}")
 
 
@@ -135,7 +132,7 @@ def _serve(args: argparse.Namespace) -> None:
         apps.append((create_simulator_app(sim_settings), sim_socket))
         print(f"icehook: ICE simulator at {_url_of(sim_socket)}", file=sys.stderr)
         if not settings.api_keys:
-            key = "ih_" + secrets.token_urlsafe(24)
+            key = new_api_key()
             settings = dataclasses.replace(settings, api_keys=(key,))
             print(f"icehook: generated API key for this run: {key}", file=sys.stderr)
     else:
@@ -151,8 +148,7 @@ def _serve(args: argparse.Namespace) -> None:
         host, port = api_socket.getsockname()[:2]
         reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         settings = dataclasses.replace(settings, public_url=_url_of_host(reachable, port))
-    logs.protect_settings(settings)
-    settings = _prepare_database(settings)
+    settings = _prepare(settings)
     apps.insert(0, (create_app(settings, workers=True), api_socket))
     print(f"icehook: serving at {_url_of(api_socket)}", file=sys.stderr)
     _run_servers(apps)
@@ -172,9 +168,7 @@ def _demo(args: argparse.Namespace) -> None:
     )
     if settings.database_url is None:
         print(f"icehook demo: starting the {setup.database}", flush=True)
-    settings = demo.service_settings(settings, setup)
-    logs.protect_settings(settings)
-    settings = _prepare_database(settings)
+    settings = _prepare(demo.service_settings(settings, setup))
     receiver = demo.Receiver()
     code = _run_servers(
         [
@@ -193,8 +187,7 @@ def _demo(args: argparse.Namespace) -> None:
 def _worker(args: argparse.Namespace) -> None:
     settings = Settings.from_env(os.environ)
     settings.require_ice_credentials()
-    logs.protect_settings(settings)
-    settings = _prepare_database(settings)
+    settings = _prepare(settings)
 
     async def run() -> None:
         async with open_runtime(settings) as rt:
@@ -212,9 +205,7 @@ def _worker(args: argparse.Namespace) -> None:
 def _operate(args: argparse.Namespace, command: admin.Command) -> None:
     """Run an operator command (``admin``) in one transaction on the configured database."""
     logging.getLogger().setLevel(logging.WARNING)  # the answer, not the service's log lines
-    settings = Settings.from_env(os.environ)
-    logs.protect_settings(settings)
-    settings = _prepare_database(settings)
+    settings = _prepare(Settings.from_env(os.environ))
     url = settings.database_url
     assert url is not None
 
@@ -272,8 +263,10 @@ def _run(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-def _prepare_database(settings: Settings) -> Settings:
-    """Resolve the database (starting the embedded one if needed), check it, migrate it."""
+def _prepare(settings: Settings) -> Settings:
+    """``settings`` as the command runs with them: their secrets kept out of the logs, the
+    database resolved (the embedded one started if needed), checked and migrated."""
+    logs.protect_settings(settings)
     url = db.resolve_database_url(settings)
     asyncio.run(db.check_connection(url))
     db.upgrade(url)
@@ -285,7 +278,7 @@ def _simulator_settings(environ: Mapping[str, str], flags: Mapping[str, str]) ->
     env = dict(environ)
     has_pair = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID") and env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
     if not has_pair and not env.get(ACCESS_KEYS_VARIABLE, "").strip():
-        key_id, secret = "LTAIsim" + secrets.token_hex(8), secrets.token_urlsafe(24)
+        key_id, secret = new_access_key("sim")
         env[ACCESS_KEYS_VARIABLE] = f"{key_id}:{secret}"
         print(
             f"icehook: the simulator accepts the generated AccessKey pair {key_id} / {secret}",
@@ -302,12 +295,9 @@ def _simulator_settings(environ: Mapping[str, str], flags: Mapping[str, str]) ->
 
 def _positive_seconds(raw: str) -> float:
     try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {raw!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {raw!r}")
-    return value
+        return parse_positive(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _bind(host: str, port: int, flag: str = "--port") -> socket.socket:

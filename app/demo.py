@@ -48,10 +48,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from app.api import new_api_key
 from app.errors import IcehookError
 from app.models import TERMINAL_STATUSES
 from app.settings import Settings
 from app.simulator import SimulatorSettings
+from app.simulator.settings import new_access_key
 
 DEFAULT_TIMEOUT_SECONDS = 90.0
 # Short, so that the sweeper's work shows within the demo; the service's default is 60 s.
@@ -95,14 +97,15 @@ class Setup:
 
 def make_setup(*, api_url: str, simulator_url: str, receiver_url: str, database: str) -> Setup:
     """The demo's addresses, with a fresh API key, AccessKey pair and callback AuthKey."""
+    access_key_id, access_key_secret = new_access_key("demo")
     return Setup(
         api_url=api_url,
         simulator_url=simulator_url,
         receiver_url=receiver_url + RECEIVER_PATH,
         database=database,
-        api_key="ih_" + secrets.token_urlsafe(24),
-        access_key_id="LTAIdemo" + secrets.token_hex(8),
-        access_key_secret=secrets.token_urlsafe(24),
+        api_key=new_api_key(),
+        access_key_id=access_key_id,
+        access_key_secret=access_key_secret,
         # ICE's console allows 1-32 letters and digits for a callback AuthKey.
         callback_auth_key=secrets.token_hex(16),
     )

@@ -68,25 +68,25 @@ class Settings:
             access_key_secret=env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", None, str),
             security_token=env.get("ALIBABA_CLOUD_SECURITY_TOKEN", None, str),
             ice_signature_version=env.get("ICEHOOK_ICE_SIGNATURE_VERSION", "v3", _parse_version),
-            ice_timeout_seconds=env.get("ICEHOOK_ICE_TIMEOUT_SECONDS", 10.0, _parse_positive),
-            ice_submit_qps=env.get("ICEHOOK_ICE_SUBMIT_QPS", 30.0, _parse_positive),
+            ice_timeout_seconds=env.get("ICEHOOK_ICE_TIMEOUT_SECONDS", 10.0, parse_positive),
+            ice_submit_qps=env.get("ICEHOOK_ICE_SUBMIT_QPS", 30.0, parse_positive),
             ice_max_attempts=env.get("ICEHOOK_ICE_MAX_ATTEMPTS", 5, _parse_count),
             callback_auth_keys=env.get("ICEHOOK_CALLBACK_AUTH_KEYS", (), _parse_keys),
-            sweep_after_seconds=env.get("ICEHOOK_SWEEP_AFTER_SECONDS", 60.0, _parse_positive),
-            sweep_qps=env.get("ICEHOOK_SWEEP_QPS", 10.0, _parse_positive),
+            sweep_after_seconds=env.get("ICEHOOK_SWEEP_AFTER_SECONDS", 60.0, parse_positive),
+            sweep_qps=env.get("ICEHOOK_SWEEP_QPS", 10.0, parse_positive),
             callback_max_bytes=env.get("ICEHOOK_CALLBACK_MAX_BYTES", 64 * 1024, _parse_count),
             delivery_retry_schedule=env.get(
                 "ICEHOOK_DELIVERY_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE, _parse_schedule
             ),
             delivery_timeout_seconds=env.get(
-                "ICEHOOK_DELIVERY_TIMEOUT_SECONDS", 15.0, _parse_positive
+                "ICEHOOK_DELIVERY_TIMEOUT_SECONDS", 15.0, parse_positive
             ),
             delivery_concurrency=env.get("ICEHOOK_DELIVERY_CONCURRENCY", 32, _parse_count),
             webhook_disable_after_seconds=env.get(
-                "ICEHOOK_WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600.0, _parse_positive
+                "ICEHOOK_WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600.0, parse_positive
             ),
             webhook_secret_overlap_seconds=env.get(
-                "ICEHOOK_WEBHOOK_SECRET_OVERLAP_SECONDS", 24 * 3600.0, _parse_positive
+                "ICEHOOK_WEBHOOK_SECRET_OVERLAP_SECONDS", 24 * 3600.0, parse_positive
             ),
             allowed_webhook_nets=env.get("ICEHOOK_ALLOWED_WEBHOOK_NETS", (), _parse_nets),
         )
@@ -151,7 +151,8 @@ def _parse_keys(raw: str) -> tuple[str, ...]:
     return keys
 
 
-def _parse_positive(raw: str) -> float:
+def parse_positive(raw: str) -> float:
+    """A number of seconds above 0 (also for command-line flags)."""
     try:
         value = float(raw)
     except ValueError:
@@ -184,7 +185,7 @@ def _parse_log_format(raw: str) -> Literal["json", "text"]:
 
 
 def _parse_schedule(raw: str) -> tuple[float, ...]:
-    return tuple(_parse_positive(part.strip()) for part in raw.split(","))
+    return tuple(parse_positive(part.strip()) for part in raw.split(","))
 
 
 def _parse_nets(raw: str) -> tuple[IpNetwork, ...]:

@@ -10,6 +10,7 @@ flags) or from the constructor, so the three can never disagree about what is va
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -19,6 +20,13 @@ from app.errors import ConfigError
 
 ENV_PREFIX = "ICEHOOK_SIM_"
 ACCESS_KEYS_VARIABLE = "ICEHOOK_SIM_ACCESS_KEYS"
+
+
+def new_access_key(label: str) -> tuple[str, str]:
+    """A generated AccessKey pair (id, secret) for a run of the simulator, shaped like
+    Alibaba's (``LTAI...``)."""
+    return "LTAI" + label + secrets.token_hex(8), secrets.token_urlsafe(24)
+
 
 _RATES = frozenset(
     {"failure_rate", "callback_drop_rate", "callback_duplicate_rate", "api_error_rate"}
