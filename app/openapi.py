@@ -164,7 +164,7 @@ def _operation(
             "name": name,
             "in": "path",
             "required": True,
-            "schema": schemas_of.inline(declared.path.get(name, str)),
+            "schema": schemas_of.ref(declared.path.get(name, str), "validation"),
         }
         for name in names
     ]
@@ -233,9 +233,6 @@ class _Schemas:
         schema, definitions = self._generate(shape, mode)
         self._definitions.update(definitions)
         return schema
-
-    def inline(self, shape: Any) -> dict[str, Any]:
-        return self.ref(shape, "validation")
 
     def parameters(self, shape: type[Any], location: str) -> list[dict[str, Any]]:
         """One parameter in ``location`` (query, header) per key of ``shape`` (a TypedDict)."""

@@ -35,18 +35,6 @@ from app.errors import ValidationError
 from app.models import CallbackOutcome, DeliveryStatus, EventSource, JobKind, JobStatus
 from app.outbox import EVENT_TYPES, PATTERNS
 
-# SubmitMediaProducingJob's parameters whose values are JSON documents.
-JOB_JSON_PARAMETERS = frozenset(
-    {
-        "Timeline",
-        "ClipsParam",
-        "OutputMediaConfig",
-        "ProjectMetadata",
-        "EditingProduceConfig",
-        "MediaMetadata",
-    }
-)
-JOB_TEXT_PARAMETERS = frozenset({"ProjectId", "TemplateId", "OutputMediaTarget", "Source"})
 OutputMediaTarget = Literal["oss-object", "vod-media", "S3"]
 OUTPUT_MEDIA_TARGETS = frozenset(get_args(OutputMediaTarget))
 USER_DATA_MAX_BYTES = 512  # ICE's limit on UserData
@@ -87,6 +75,14 @@ class JobSubmission(TypedDict, total=False):
     Source: str
     UserData: UserData
 
+
+# SubmitMediaProducingJob's parameters by the form of their values: text, or JSON documents
+# (sent to ICE as JSON text). UserData is neither: icehook adds to it.
+_JOB_HINTS = get_type_hints(JobSubmission)
+JOB_TEXT_PARAMETERS = frozenset(
+    name for name, hint in _JOB_HINTS.items() if hint is str or get_origin(hint) is Literal
+)
+JOB_JSON_PARAMETERS = frozenset(_JOB_HINTS.keys() - JOB_TEXT_PARAMETERS - {"UserData"})
 
 IDEMPOTENCY_KEY_MAX = 200
 
@@ -448,6 +444,7 @@ def decode_cursor(raw: str) -> tuple[datetime, uuid.UUID]:
 URL_MAX = 2048
 DESCRIPTION_MAX = 1000
 
+EventType = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
 EventPattern = Annotated[
     str,
     WithJsonSchema({"type": "string", "enum": sorted(PATTERNS)}),
@@ -653,7 +650,7 @@ class DeliveryFilters(PageParameters, total=False):
     status: DeliveryStatus
     subscription_id: uuid.UUID
     job_id: uuid.UUID
-    event_type: Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
+    event_type: EventType
 
 
 @dataclass(frozen=True)
@@ -802,7 +799,7 @@ class WebhookEvent(TypedDict):
     """What a subscriber receives (Standard Webhooks: webhook-id, webhook-timestamp,
     webhook-signature headers)."""
 
-    type: Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
+    type: EventType
     timestamp: datetime
     data: Job
 
