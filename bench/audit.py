@@ -34,7 +34,6 @@ import random
 import socket
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -43,7 +42,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import sqlalchemy as sa
 from sqlalchemy import event
 
 from app import audit, db, metrics, schemas
@@ -724,48 +722,22 @@ async def _detail(session: Any, raw: str) -> None:
 
 @asynccontextmanager
 async def seeded_database(args: argparse.Namespace) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """The database to measure (given, or fresh and seeded) and how seeding went."""
-    if args.database_url:
-        url = args.database_url
+    """The database to measure (given, or fresh) at the migrations' head and seeded unless it
+    holds jobs already, and how seeding went."""
+    async with common.database(args.server_url, args.database_url, keep=args.keep) as url:
+        t0 = time.monotonic()
         await db.upgrade_async(url)
+        say(f"schema: alembic upgrade head in {time.monotonic() - t0:.1f} s")
         conn = await asyncpg.connect(common.plain_dsn(url))
         try:
-            if await conn.fetchval("SELECT count(*) FROM (SELECT FROM jobs LIMIT 1) AS any"):
+            if await conn.fetchval("SELECT EXISTS (SELECT FROM jobs)"):
                 say(f"seed: {url} holds jobs already; not seeding")
-                yield url, {"seconds": None, "reused": True}
-                return
-            seeding = await seed(conn, args)
+                seeding: dict[str, Any] = {"seconds": None, "reused": True}
+            else:
+                seeding = await seed(conn, args)
         finally:
             await conn.close()
         yield url, seeding
-        return
-    name = f"icehook_bench_audit_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(common.plain_dsn(args.server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = sa.make_url(common.plain_dsn(args.server_url)).set(database=name)
-    database_url = url.render_as_string(hide_password=False)
-    try:
-        t0 = time.monotonic()
-        await db.upgrade_async(database_url)
-        say(f"schema: alembic upgrade head in {time.monotonic() - t0:.1f} s")
-        conn = await asyncpg.connect(common.plain_dsn(database_url))
-        try:
-            seeding = await seed(conn, args)
-        finally:
-            await conn.close()
-        yield database_url, seeding
-    finally:
-        if args.keep:
-            say(f"kept: {database_url} (reuse it with --database-url; drop it when done)")
-        else:
-            admin = await asyncpg.connect(common.plain_dsn(args.server_url))
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
 
 
 async def run(args: argparse.Namespace) -> None:

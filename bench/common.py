@@ -60,8 +60,11 @@ def plain_dsn(url: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def database(server_url: str, given_url: str | None) -> AsyncIterator[str]:
-    """``given_url`` as it is, or a fresh database on ``server_url``, dropped afterwards."""
+async def database(
+    server_url: str, given_url: str | None, *, keep: bool = False
+) -> AsyncIterator[str]:
+    """``given_url`` as it is, or a fresh database on ``server_url``, dropped afterwards
+    unless ``keep``."""
     if given_url:
         yield given_url
         return
@@ -71,14 +74,18 @@ async def database(server_url: str, given_url: str | None) -> AsyncIterator[str]
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    url = make_url(plain_dsn(server_url)).set(database=name).render_as_string(False)
     try:
-        yield make_url(plain_dsn(server_url)).set(database=name).render_as_string(False)
+        yield url
     finally:
-        admin = await asyncpg.connect(plain_dsn(server_url))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        if keep:
+            print(f"kept: {url} (reuse it with --database-url; drop it when done)", file=sys.stderr)
+        else:
+            admin = await asyncpg.connect(plain_dsn(server_url))
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await admin.close()
 
 
 async def query(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:

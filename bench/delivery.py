@@ -33,7 +33,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
 import httpx
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
@@ -223,11 +222,7 @@ WHERE c.outcome = 'applied'
 
 
 async def pieces(database_url: str) -> dict[str, dict[str, float]]:
-    conn = await asyncpg.connect(common.plain_dsn(database_url))
-    try:
-        rows = await conn.fetch(PIECES)
-    finally:
-        await conn.close()
+    rows = await common.query(database_url, PIECES)
     found = {}
     for name in ("stored_to_applied", "applied_to_sent"):
         values = [float(r[name]) for r in rows]
