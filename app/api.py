@@ -24,10 +24,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import audit, db, inbox, metrics, openapi, outbox, reconcile, schemas, submission
+from app import (
+    audit,
+    db,
+    inbox,
+    metrics,
+    numbers,
+    openapi,
+    outbox,
+    reconcile,
+    schemas,
+    submission,
+)
 from app.errors import (
     Conflict,
     IceRefused,
@@ -94,8 +105,8 @@ class ApiKeys:
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdecimal() and int(declared) > limit:
+    declared = numbers.natural(request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the body is over {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -117,12 +128,17 @@ async def healthz(request: Request) -> JSONResponse:
 
 @operation({200: schemas.Readiness, 503: schemas.Readiness}, public=True)
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the database answers and its schema is at the migrations' head."""
+    """Readiness: nothing is wedged (the callback writer, a worker pass, the webhook claims),
+    and the database answers, takes writes and has its schema at the migrations' head."""
     rt = runtime(request)
+    if problems := rt.health.problems():
+        return _not_ready("; ".join(problems))
     try:
-        revision = await db.current_revision(rt.engine)
-    except (SQLAlchemyError, OSError) as exc:
+        revision, read_only = await db.database_state(rt.engine)
+    except (SQLAlchemyError, OSError) as exc:  # OSError: TimeoutError too
         return _not_ready(f"database unreachable: {type(exc).__name__}")
+    if read_only:
+        return _not_ready("the database is read-only")
     if revision != rt.schema_head:
         return _not_ready(f"schema at {revision or 'nothing'}, expected {rt.schema_head}")
     return JSONResponse({"status": "ready", "schema": revision})
@@ -471,9 +487,10 @@ DELIVERY_ID = {"id": int}
 
 def _delivery_id(request: Request) -> int:
     raw = request.path_params["id"]
-    if not raw.isdecimal() or len(raw) > 18:
+    delivery_id = numbers.natural(raw)
+    if delivery_id is None:
         raise NotFound(f"no delivery {raw!r}")
-    return int(raw)
+    return delivery_id
 
 
 @operation({200: schemas.DeliveryPage}, query=schemas.DeliveryFilters)
@@ -536,5 +553,7 @@ routes = [
     Route("/openapi.json", openapi_json, methods=["GET"]),
     Route("/docs", docs, methods=["GET"]),
     Route("/metrics", serve_metrics, methods=["GET"], middleware=[Middleware(ApiKeys)]),
-    Mount("/v1", routes=v1, middleware=[Middleware(ApiKeys)]),
+    # No trailing-slash redirects: Starlette would build their address from the request's
+    # own Host header, and a client that needs one is better told 404.
+    Mount("/v1", app=Router(v1, redirect_slashes=False), middleware=[Middleware(ApiKeys)]),
 ]

@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp
 
-from app import admin, db, demo, logs
+from app import admin, db, demo, edge, logs
 from app.api import new_api_key
 from app.errors import ApiError, ConfigError, ValidationError
+from app.lifecycle import Shutdown
 from app.main import create_app, open_runtime
 from app.settings import Settings, log_format_from_env, parse_positive
 from app.simulator import SimulatorSettings, create_simulator_app
@@ -36,6 +37,10 @@ from app.worker import Worker
 
 EXIT_CONFIG = 2
 EXIT_STARTUP_FAILED = 3
+# ICE's requests carry every parameter but Timeline in the query string (app/ice.py allows
+# 32 KiB of it), so the simulator takes longer request heads than icehook's own API.
+SIMULATOR_LIMITS = edge.EdgeLimits(max_head_bytes=64 * 1024)
+SIMULATOR_STOP_SECONDS = 5.0
 
 logger = logging.getLogger("icehook")
 
@@ -117,7 +122,7 @@ def _migrate(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     settings = Settings.from_env(os.environ)
-    apps: list[tuple[ASGIApp, socket.socket]] = []
+    apps: list[Served] = []
     if args.simulate:
         sim_settings = _simulator_settings(os.environ, {})
         sim_socket = _bind("127.0.0.1", args.simulator_port, "--simulator-port")
@@ -129,7 +134,7 @@ def _serve(args: argparse.Namespace) -> None:
             access_key_secret=secret,
             security_token=None,
         )
-        apps.append((create_simulator_app(sim_settings), sim_socket))
+        apps.append(Served(create_simulator_app(sim_settings), sim_socket, SIMULATOR_LIMITS))
         print(f"icehook: ICE simulator at {_url_of(sim_socket)}", file=sys.stderr)
         if not settings.api_keys:
             key = new_api_key()
@@ -149,9 +154,11 @@ def _serve(args: argparse.Namespace) -> None:
         reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         settings = dataclasses.replace(settings, public_url=_url_of_host(reachable, port))
     settings = _prepare(settings)
-    apps.insert(0, (create_app(settings, workers=True), api_socket))
+    shutdown = Shutdown(settings.shutdown_timeout_seconds)
+    app = create_app(settings, workers=True, shutdown=shutdown)
+    apps.insert(0, Served(app, api_socket, edge.limits_of(settings)))
     print(f"icehook: serving at {_url_of(api_socket)}", file=sys.stderr)
-    _run_servers(apps)
+    _run_servers(apps, shutdown)
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -170,12 +177,20 @@ def _demo(args: argparse.Namespace) -> None:
         print(f"icehook demo: starting the {setup.database}", flush=True)
     settings = _prepare(demo.service_settings(settings, setup))
     receiver = demo.Receiver()
+    shutdown = Shutdown(settings.shutdown_timeout_seconds)
     code = _run_servers(
         [
-            (create_app(settings, workers=True), api_socket),
-            (create_simulator_app(demo.simulator_settings(setup)), sim_socket),
-            (demo.create_receiver_app(receiver), receiver_socket),
+            Served(
+                create_app(settings, workers=True, shutdown=shutdown),
+                api_socket,
+                edge.limits_of(settings),
+            ),
+            Served(
+                create_simulator_app(demo.simulator_settings(setup)), sim_socket, SIMULATOR_LIMITS
+            ),
+            Served(demo.create_receiver_app(receiver), receiver_socket, edge.EdgeLimits()),
         ],
+        shutdown,
         main=lambda: demo.drive(setup, receiver, time_limit=args.timeout),
     )
     if code is None:
@@ -190,14 +205,26 @@ def _worker(args: argparse.Namespace) -> None:
     settings = _prepare(settings)
 
     async def run() -> None:
+        shutdown = Shutdown(settings.shutdown_timeout_seconds)
         async with open_runtime(settings) as rt:
             worker = Worker(rt)
             loop = asyncio.get_running_loop()
+
+            def on_signal() -> None:
+                shutdown.signal()
+                worker.stop()
+
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, worker.stop)
+                loop.add_signal_handler(sig, on_signal)
             print("icehook: worker running", file=sys.stderr)
             _freeze_heap()
-            await worker.run()
+            task = asyncio.create_task(worker.run())
+            signalled = asyncio.ensure_future(shutdown.begun.wait())
+            await asyncio.wait([task, signalled], return_when=asyncio.FIRST_COMPLETED)
+            signalled.cancel()
+            await shutdown.finish(task, "the worker")
+            if task.done() and not task.cancelled():
+                task.result()  # a worker that failed says why
 
     _run(run())
 
@@ -235,7 +262,7 @@ def _simulator(args: argparse.Namespace) -> None:
     sim_socket = _bind(args.host, args.port)
     app = create_simulator_app(_simulator_settings(os.environ, flags))
     print(f"icehook: ICE simulator at {_url_of(sim_socket)}", file=sys.stderr)
-    _run_servers([(app, sim_socket)])
+    _run_servers([Served(app, sim_socket, SIMULATOR_LIMITS)], Shutdown(SIMULATOR_STOP_SECONDS))
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -332,39 +359,56 @@ class _Server(uvicorn.Server):
         yield
 
 
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """An app, the socket it listens on, and what a connection to it may take."""
+
+    app: ASGIApp
+    socket: socket.socket
+    limits: edge.EdgeLimits
+
+
 def _run_servers(
-    apps: Sequence[tuple[ASGIApp, socket.socket]],
+    apps: Sequence[Served],
+    shutdown: Shutdown,
     main: Callable[[], Coroutine[Any, Any, int]] | None = None,
 ) -> int | None:
-    """Serve every app until SIGTERM/SIGINT (a second one forces the exit) or one fails.
+    """Serve every app until SIGTERM/SIGINT or one fails. The first signal begins
+    ``shutdown``: requests in flight have until its deadline to be answered; the second
+    forces it (``Shutdown.force``).
 
     With ``main``, also run it once every server is started and stop them all when it
     returns; return what it returned, or None when it did not finish (a signal came first).
     """
     servers = [
         _Server(
-            uvicorn.Config(app, log_config=None, access_log=False, timeout_graceful_shutdown=20)
+            edge.server_config(
+                served.app,
+                served.limits,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=max(1, round(shutdown.seconds)),
+            )
         )
-        for app, _ in apps
+        for served in apps
     ]
 
     async def run() -> tuple[bool, int | None]:
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
 
         def on_signal() -> None:
-            if stop.is_set():
-                for server in servers:
-                    server.force_exit = True
-            stop.set()
+            shutdown.signal()
+            for server in servers:
+                server.should_exit = True
+                server.force_exit = shutdown.forced.is_set()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal)
         tasks = [
-            asyncio.create_task(server.serve(sockets=[sock]))
-            for server, (_, sock) in zip(servers, apps, strict=True)
+            asyncio.create_task(server.serve(sockets=[served.socket]))
+            for server, served in zip(servers, apps, strict=True)
         ]
-        stopping = asyncio.create_task(stop.wait())
+        stopping = asyncio.create_task(shutdown.begun.wait())
 
         async def when_started() -> None:
             while not all(server.started for server in servers):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import subprocess
 import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -34,7 +35,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from app.errors import ConfigError
+from app.errors import ConfigError, database_unreachable
+from app.lifecycle import Watch
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -74,10 +76,79 @@ def storable(text: str) -> bool:
     return True
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    # Statement parameters (a subscription's secret, a callback's body) stay out of errors,
-    # and so out of logs.
-    return create_async_engine(async_url(url), hide_parameters=True, **kwargs)
+DEFAULT_TIMEOUT_SECONDS = 5.0
+# TCP keepalive on database connections: a peer that vanished is noticed within about
+# KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT seconds of silence, and data left
+# unacknowledged for USER_TIMEOUT_MS ends the connection.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 10, 5, 3
+USER_TIMEOUT_MS = 20_000
+
+
+def create_engine(
+    url: str, *, timeout: float | None = DEFAULT_TIMEOUT_SECONDS, **kwargs: Any
+) -> AsyncEngine:
+    """An engine on which nothing waits longer than ``timeout`` seconds: a statement (asyncpg's
+    client-side ``command_timeout``, so a connection that stops answering still ends), a new
+    connection, a pooled connection to come free. A statement that times out ends its
+    connection, and the pool's other connections are replaced too (they most likely went
+    through the same broken path). ``timeout=None``: statements may run as long as they
+    take (migrations), connecting still gives up after a minute."""
+    bounds: dict[str, Any] = {"timeout": timeout or 60.0}
+    if timeout is not None:
+        bounds |= {"command_timeout": timeout}
+        kwargs.setdefault("pool_timeout", timeout)
+    engine = create_async_engine(
+        async_url(url),
+        # Statement parameters (a subscription's secret, a callback's body) stay out of
+        # errors, and so out of logs.
+        hide_parameters=True,
+        connect_args=bounds | kwargs.pop("connect_args", {}),
+        **kwargs,
+    )
+    sa.event.listen(engine.sync_engine, "handle_error", _timeout_ends_connection)
+    sa.event.listen(engine.sync_engine, "connect", _keep_alive)
+    return engine
+
+
+async def dispose(engine: AsyncEngine, seconds: float) -> None:
+    """Close the pool's connections, giving up after ``seconds``: closing waits for
+    the server, and one that stopped answering must not hold the process up (SQLAlchemy
+    would log each connection cut short as an error; one warning says it all)."""
+    pool_log = logging.getLogger("sqlalchemy.pool")
+    level = pool_log.level
+    pool_log.setLevel(logging.CRITICAL)
+    try:
+        async with asyncio.timeout(seconds):
+            await engine.dispose()
+    except TimeoutError:
+        logger.warning("closing the database connections took over %g s; left to the OS", seconds)
+    finally:
+        pool_log.setLevel(level)
+
+
+def _timeout_ends_connection(context: sa.engine.ExceptionContext) -> None:
+    if isinstance(context.original_exception, TimeoutError):
+        context.is_disconnect = True
+
+
+def _keep_alive(dbapi_connection: Any, _record: Any) -> None:
+    """TCP keepalive on a new connection's socket (not on a Unix socket). asyncpg offers no
+    option for it; its transport is reached as its maintainers suggest
+    (https://github.com/MagicStack/asyncpg/issues/606). Without it, only the statement
+    timeout notices a dead peer."""
+    transport = getattr(dbapi_connection.driver_connection, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+        ("TCP_USER_TIMEOUT", USER_TIMEOUT_MS),
+    ):
+        if hasattr(socket, option):  # Linux has all four
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 class RowsParameter:
@@ -117,41 +188,54 @@ class GroupCommit(Generic[Item, Result]):
     One writer at a time writes everything queued (up to ``max_batch``) with ``write``,
     which commits many items in one transaction and returns their results in order. Under
     load, items queue while the previous batch is being flushed, so one disk flush serves
-    many; alone, an item is written at once. If a batch fails, its items are written one
-    by one, so that one bad item fails only its own ``submit``.
+    many; alone, an item is written at once. If a batch fails because of what it holds,
+    its items are written one by one, so that one bad item fails only its own ``submit``;
+    if it fails because the database cannot write now (``errors.database_unreachable``),
+    every item of it fails at once. Each write runs inside ``watch.busy()``.
     """
 
     def __init__(
-        self, write: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]], max_batch: int
+        self,
+        write: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]],
+        max_batch: int,
+        watch: Watch | None = None,
     ) -> None:
         self.write = write
         self.max_batch = max_batch
+        self.watch = watch or Watch("group commit", float("inf"))
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def submit(self, item: Item) -> Result:
+    async def submit(self, item: Item, within: float | None = None) -> Result:
+        """The result of writing ``item``; ``TimeoutError`` if it is not written within
+        ``within`` seconds (then it is not written later either, unless its batch had
+        already begun)."""
         done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue.append((item, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_queued())
-        return await done
+        async with asyncio.timeout(within):
+            return await done  # on timeout, ``done`` is cancelled: the writer skips it
 
     async def _write_queued(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            await self._write(batch)
+            batch = [entry for entry in batch if not entry[1].done()]
+            if batch:
+                await self._write(batch)
 
     async def _write(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
-            results = await self.write([item for item, _ in batch])
+            with self.watch.busy():
+                results = await self.write([item for item, _ in batch])
         except Exception as exc:
-            if len(batch) > 1:
+            if len(batch) > 1 and not database_unreachable(exc):
                 for one in batch:
                     await self._write([one])
                 return
-            _, done = batch[0]
-            if not done.done():
-                done.set_exception(exc)
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
             return
         for (_, done), result in zip(batch, results, strict=True):
             if not done.done():
@@ -282,10 +366,18 @@ def head_revision() -> str:
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
+    return (await database_state(engine))[0]
+
+
+async def database_state(engine: AsyncEngine) -> tuple[str | None, bool]:
+    """The schema's revision, and whether the database refuses writes (a standby, or
+    ``default_transaction_read_only``)."""
     async with engine.connect() as conn:
-        return await conn.run_sync(
+        revision = await conn.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_revision()
         )
+        read_only = await conn.scalar(sa.text("SHOW transaction_read_only"))
+    return revision, read_only == "on"
 
 
 def upgrade(url: str, revision: str = "head") -> None:
@@ -305,7 +397,7 @@ async def upgrade_async(url: str) -> None:
 async def check_connection(url: str) -> None:
     """Connect once, so a wrong URL stops the program with one clear line."""
     shown = make_url(url).render_as_string(hide_password=True)
-    engine = create_engine(url, connect_args={"timeout": 10})
+    engine = create_engine(url, timeout=10)
     try:
         async with engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))

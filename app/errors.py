@@ -25,11 +25,12 @@ with 503 and ``Retry-After``, so that a client (ICE, for a callback) tries again
 from __future__ import annotations
 
 import logging
+import sys
 from typing import ClassVar
 
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -127,17 +128,45 @@ def error_body(code: str, message: str, **details: object) -> dict[str, dict[str
     return {"error": {"code": code, "message": message, **details}}
 
 
+# SQLSTATEs (or their classes) that say "not now": the same request may work later.
+# 08 connection exception, 53 insufficient resources, 57 operator intervention (a cancelled
+# or timed-out statement, an administrator's shutdown), 25006 read-only transaction (a
+# standby, or a primary made read-only), 40001 / 40P01 serialization failure and deadlock.
+RETRY_LATER_SQLSTATES = ("08", "53", "57", "25006", "40001", "40P01")
+
+
 def database_unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database could not be reached or the connection was lost."""
+    """Whether ``exc`` means the database cannot do this now: it could not be reached, the
+    connection was lost, a statement ran out of time, or the database refuses writes."""
     if isinstance(exc, sa_exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(
-            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+        return (
+            exc.connection_invalidated
+            or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+            or sqlstate.startswith(RETRY_LATER_SQLSTATES)
         )
-    return isinstance(exc, sa_exc.TimeoutError | OSError)  # no pooled connection came free
+    # No pooled connection came free, the network failed, or a statement's client-side
+    # deadline passed (TimeoutError is an OSError).
+    return isinstance(exc, sa_exc.TimeoutError | OSError)
+
+
+def log_failure(log: logging.Logger, message: str, *args: object) -> None:
+    """Log the exception being handled: a WARNING naming it when the database cannot do the
+    work now (it recovers by itself, and a traceback would say nothing new each time), else
+    an ERROR with its traceback."""
+    exc = sys.exc_info()[1]
+    if exc is not None and database_unreachable(exc):
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        log.warning(f"{message} (the database: %s: %s)", *args, type(exc).__name__, reason)
+    else:
+        log.exception(message, *args)
 
 
 async def handle_error(request: Request, exc: Exception) -> Response:
     """The one JSON error handler (see ``HANDLED``)."""
+    if isinstance(exc, ClientDisconnect):
+        # No one is there to answer, and anyone can cause it: not worth a log line.
+        return Response(status_code=400)
     if database_unreachable(exc):
         logger.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
         return JSONResponse(
@@ -160,7 +189,7 @@ async def handle_error(request: Request, exc: Exception) -> Response:
 
 # The errors Starlette's own exception middleware hands to ``handle_error``; any other
 # exception reaches ``Unhandled``.
-HANDLED: tuple[type[Exception], ...] = (ApiError, HTTPException)
+HANDLED: tuple[type[Exception], ...] = (ApiError, HTTPException, ClientDisconnect)
 
 
 class Unhandled:

@@ -28,13 +28,22 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from app import metrics, outbound, signing
+from app import jsontext, metrics, numbers, outbound, signing
 from app.errors import IceError, IceJobNotFound
 from app.settings import Settings
 
 API_VERSION = "2020-11-09"
 FORM_PARAMETERS = frozenset({"Timeline"})
 RETRYABLE_CODES = frozenset({"InternalError", "ServiceUnavailable"})
+# ICE documents no limit on a request's URL. httpx refuses URLs over 64 KiB, and gateways
+# commonly refuse far less; icehook refuses to send parameters whose query string is longer
+# than this (a Timeline, in the body, may be larger).
+MAX_QUERY_BYTES = 32 * 1024
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # of one ICE answer; a longer one is not read
+# The longest pause between two attempts of a call (x-acs-retry-after may ask for more): with
+# backoff at most 3.2 s, a call's pauses add up to at most 16 s over five attempts.
+MAX_RETRY_WAIT_SECONDS = 4.0
+SIGNING_QUERY_BYTES = 512  # what signing adds to the query (V2's is the longest)
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -112,6 +121,15 @@ class BatchJob:
 class Page(Generic[T]):
     items: tuple[T, ...]
     next_token: str | None
+
+
+def oversized(parameters: Mapping[str, str]) -> str | None:
+    """The largest query-string parameter when ``parameters`` would make a query string over
+    ``MAX_QUERY_BYTES`` (None: they fit)."""
+    query = {k: v for k, v in parameters.items() if k not in FORM_PARAMETERS}
+    if not query or len(urlencode(query)) + SIGNING_QUERY_BYTES <= MAX_QUERY_BYTES:
+        return None
+    return max(query, key=lambda name: len(query[name]))
 
 
 class RateLimiter:
@@ -229,9 +247,12 @@ class IceClient:
                 answer = await self._send(action, query, form)
             except IceError as exc:
                 metrics.ICE_CALLS.labels(action, exc.code).inc()
+                wait = max(exc.retry_after, self._backoff(attempt))
                 if attempt == attempts or not _retryable(exc, idempotent):
                     raise
-                await self._sleep(max(exc.retry_after, self._backoff(attempt)))
+                if wait > MAX_RETRY_WAIT_SECONDS:
+                    raise  # ICE asks for longer than a call may wait: the caller comes back
+                await self._sleep(wait)
             else:
                 metrics.ICE_CALLS.labels(action, "ok").inc()
                 return answer
@@ -244,15 +265,32 @@ class IceClient:
     async def _send(
         self, action: str, query: Mapping[str, str], form: Mapping[str, str]
     ) -> dict[str, Any]:
+        """One attempt: connecting, sending and reading ICE's whole answer within
+        ``ICEHOOK_ICE_TIMEOUT_SECONDS`` (httpx's own timeouts bound each read, not all of
+        them: an answer trickled a byte at a time would last for ever)."""
+        if name := oversized(query):
+            raise IceError(
+                400, "icehook.RequestTooLarge", f"{name} makes the query string too long to send"
+            )
         request = self._sign(action, query, form)
+        seconds = self._settings.ice_timeout_seconds
         try:
-            response = await self._http.send(request)
+            async with asyncio.timeout(seconds):
+                response = await self._http.send(request, stream=True)
+                try:
+                    body = await _read_capped(response, MAX_ANSWER_BYTES)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise IceError(0, "NoAnswer", f"no complete answer within {seconds:g} s") from None
         except outbound.FAILURES as exc:
             if outbound.nothing_sent(exc):  # always safe to try again
                 raise IceError(0, "ConnectionFailed", outbound.describe(exc)) from None
             # Sent, perhaps received: the outcome is unknown.
             raise IceError(0, "NoAnswer", outbound.describe(exc)) from None
-        return _answer(response)
+        except Exception as exc:  # what the client itself refused: never retried
+            raise IceError(0, "ClientError", f"{type(exc).__name__}: {exc}") from None
+        return _answer(response, body)
 
     def _sign(
         self, action: str, query: Mapping[str, str], form: Mapping[str, str]
@@ -313,17 +351,30 @@ class IceClient:
         )
 
 
-def _answer(response: httpx.Response) -> dict[str, Any]:
-    """ICE's JSON answer, or the ``IceError`` it carries."""
+async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    """The body of ``response``; None when it is longer than ``limit`` bytes."""
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answer(response: httpx.Response, content: bytes | None) -> dict[str, Any]:
+    """ICE's JSON answer (``content``, None if it was too long), or the ``IceError`` it
+    carries."""
     try:
-        body = response.json()
-    except ValueError:
+        body = jsontext.loads(content) if content is not None else None
+    except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict):
         raise IceError(
             response.status_code,
             "InvalidResponse",
-            f"ICE answered {response.status_code} with a body that is not a JSON object",
+            f"ICE answered {response.status_code} with a body that is not a JSON object"
+            + (f" of at most {MAX_ANSWER_BYTES} bytes" if content is None else ""),
         )
     if response.status_code >= 400:
         raise IceError(
@@ -338,8 +389,8 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
 
 def _retry_after(response: httpx.Response) -> float:
     """``x-acs-retry-after`` in seconds (ICE sends milliseconds, as the SDK reads it)."""
-    raw = response.headers.get("x-acs-retry-after", "")
-    return int(raw) / 1000 if raw.isdecimal() else 0.0
+    milliseconds = numbers.natural(response.headers.get("x-acs-retry-after", ""))
+    return milliseconds / 1000 if milliseconds is not None else 0.0
 
 
 def _retryable(exc: IceError, idempotent: bool) -> bool:

@@ -13,6 +13,7 @@ and judges each callback:
 - ``stale``: the job is already past the status it reports;
 - ``rejected``: ICE contradicts it, or its token or signature is wrong (never applied);
 - ``unmatched``: a valid token, but a JobId that is not that token's job;
+- ``unrecognized``: a Status icehook does not know (ICE's answer is applied all the same);
 - ``ignored`` / ``malformed``: an EventType icehook does not act on / not ICE's envelope.
 
 When a job is already at or past what every pending callback reports, no ICE call is
@@ -23,9 +24,12 @@ are never pending at all.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,9 +43,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from app import db, metrics, reconcile
-from app.errors import SignatureError
+from app import db, metrics, ratelimit, reconcile
+from app.errors import SignatureError, log_failure
 from app.jobs import RANK, status_from_ice
+from app.lifecycle import Watch
 from app.logs import REQUEST_ID
 from app.models import TERMINAL_STATUSES, CallbackOutcome, EventSource, JobKind, JobStatus, jobs
 from app.models import callbacks as callbacks_table
@@ -55,8 +60,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 KNOWN_EVENTS = frozenset({"ProduceMediaComplete", "BatchProduceMediaComplete"})
-KEPT_OF_REJECTED = 4096  # bytes of a rejected body kept for the audit
+KEPT_OF_REFUSED = 256  # bytes of a refused callback's body kept for the audit
+SUMMARISED_HEADERS = ("content-type", "user-agent", "x-forwarded-for")  # of a refused one
 UNSTORED_HEADERS = frozenset({"authorization", "cookie"})
+# A callback's token in a body (ICE repeats UserData, whose NotifyAddress holds it), as it
+# is, URL-encoded, or with JSON-escaped slashes.
+_TOKEN_IN_BODY = re.compile(
+    rb"((?:/|\\/|%2F)callbacks(?:/|\\/|%2F)ice(?:/|\\/|%2F))[A-Za-z0-9_-]+", re.IGNORECASE
+)
 MAX_BATCH = 256  # callbacks stored in one transaction
 FINAL_JOBS_KEPT = 10_000  # final single jobs the intake remembers, to judge their late callbacks
 
@@ -75,10 +86,12 @@ UNKNOWN_TOKEN = Reply(401, CallbackOutcome.REJECTED, "unknown callback token")
 
 @dataclass(frozen=True)
 class Received:
-    """One callback as it arrived, and its reply if its token is known."""
+    """One callback as it arrived (its body without the callback token), and its reply if
+    its token is known."""
 
     token_hash: bytes
     body: bytes
+    size: int  # of the body as it arrived
     headers: dict[str, str]
     peer: str | None
     request_id: str | None  # the id logs.RequestIds gave its request
@@ -86,15 +99,19 @@ class Received:
     ice_job_id: str | None
     ice_status: str | None
     reply: Reply
+    keep_if_refused: bool  # whether its sender may still have a refused callback kept
 
     def row(self) -> dict[str, Any]:
         """Its ``callbacks`` row (``INCOMING``), if its token is known."""
         reply = self.reply
         pending = reply.outcome == CallbackOutcome.PENDING
+        refused = reply.status_code == 401
         return {
             "token_hash": self.token_hash,
-            "body": self.body[:KEPT_OF_REJECTED] if reply.status_code == 401 else self.body,
-            "headers": json.dumps(self.headers),
+            "body": self.body[:KEPT_OF_REFUSED] if refused else self.body,
+            "headers": self.summary() if refused else json.dumps(self.headers),
+            "summary": self.summary(),
+            "keep": self.keep_if_refused,
             "peer": self.peer,
             "request_id": self.request_id,
             "event_type": self.event_type,
@@ -106,6 +123,12 @@ class Received:
             "dedup_key": hashlib.sha256(self.token_hash + self.body).digest() if pending else None,
         }
 
+    def summary(self) -> str:
+        """What is kept of a refused callback's headers: its size and a few short headers."""
+        headers = self.headers
+        kept = {name: headers[name][:200] for name in SUMMARISED_HEADERS if name in headers}
+        return json.dumps({"body_bytes": self.size, **kept})
+
 
 # The columns ``Received.row`` fills, with the types they are sent as.
 INCOMING = db.RowsParameter(
@@ -114,6 +137,8 @@ INCOMING = db.RowsParameter(
         "token_hash": BYTEA(),
         "body": BYTEA(),
         "headers": sa.Text(),  # JSON text, made jsonb in the statement
+        "summary": sa.Text(),  # the headers kept if the token turns out unknown
+        "keep": sa.Boolean(),  # whether a refused callback is kept
         "peer": sa.Text(),
         "request_id": sa.Text(),
         "event_type": sa.Text(),
@@ -132,10 +157,11 @@ def _store_statement() -> sa.Select[
     """One statement, so one round trip and one transaction, for a batch of callbacks.
 
     It finds each callback's job by its token, stores every callback (a pending one unless
-    it is a duplicate), and wakes the workers if it stored a new pending one; it returns
-    each callback's token hash, job id (NULL: the token is unknown) and that job's kind,
-    status and ICE JobId. A callback with an unknown token is stored as ``UNKNOWN_TOKEN``
-    says, whatever ``Received.row`` said.
+    it is a duplicate; a refused one only if ``keep``), and wakes the workers if it stored a
+    new pending one; it returns each callback's token hash, job id (NULL: the token is
+    unknown) and that job's kind, status and ICE JobId. A callback with an unknown token is
+    stored as ``UNKNOWN_TOKEN`` says (its body's first ``KEPT_OF_REFUSED`` bytes and the
+    header ``summary``), whatever ``Received.row`` said.
     """
     incoming = INCOMING.table
     matched = (
@@ -151,17 +177,19 @@ def _store_statement() -> sa.Select[
     )
     known = matched.c.job_id.is_not(None)
     pending = sa.and_(known, matched.c.outcome == CallbackOutcome.PENDING.value)
+    accepted = sa.and_(known, matched.c.outcome != CallbackOutcome.REJECTED.value)
+    stored_columns = [c for c in INCOMING.columns if c not in ("summary", "keep")]
     stored = (
         pg_insert(callbacks_table)
         .from_select(
-            [*INCOMING.columns, "job_id", "processed_at"],
+            [*stored_columns, "job_id", "processed_at"],
             sa.select(
                 matched.c.token_hash,
                 sa.case(
                     (known, matched.c.body),
-                    else_=sa.func.substring(matched.c.body, 1, KEPT_OF_REJECTED),
+                    else_=sa.func.substring(matched.c.body, 1, KEPT_OF_REFUSED),
                 ),
-                sa.cast(matched.c.headers, JSONB),
+                sa.cast(sa.case((known, matched.c.headers), else_=matched.c.summary), JSONB),
                 matched.c.peer,
                 matched.c.request_id,
                 matched.c.event_type,
@@ -172,7 +200,7 @@ def _store_statement() -> sa.Select[
                 sa.case((known, matched.c.dedup_key)),
                 matched.c.job_id,
                 sa.case((pending, sa.null()), else_=sa.func.now()),
-            ),
+            ).where(sa.or_(accepted, matched.c.keep)),
         )
         .on_conflict_do_nothing(index_elements=[callbacks_table.c.dedup_key])
         .returning(callbacks_table.c.outcome)
@@ -199,23 +227,55 @@ STORE = _store_statement()
 async def accept_callback(
     rt: Runtime, token: str, body: bytes, headers: Mapping[str, str], peer: str | None
 ) -> Reply:
-    """Store one callback durably, then say how to answer it (200 only after the commit)."""
+    """Store one callback durably, then say how to answer it (200 only after the commit).
+
+    A refused callback (unknown token, bad signature) is kept only while its sender is
+    within ``refused_allowance``; whether its token is unknown is learnt as it is stored, so a
+    token of the sender's allowance is taken for every callback and given back for those
+    that were not refused.
+    """
     envelope = _envelope(body)
     hashed, fields = token_hash(token), _envelope_fields(envelope)
     reply = _judge(rt, token, envelope, headers)
     if reply.outcome == CallbackOutcome.PENDING:
         reply = rt.intake.judge_late(hashed, fields) or reply
+    allowance = rt.intake.refused_kept
     received = Received(
         token_hash=hashed,
-        body=body,
+        body=without_token(body, token),
+        size=len(body),
         headers={k: _text(v) for k, v in headers.items() if k.lower() not in UNSTORED_HEADERS},
         peer=peer,
         request_id=REQUEST_ID.get(),
         **fields,
         reply=reply,
+        keep_if_refused=allowance.take(peer),
     )
     job_id = await rt.intake.store(received)
-    return received.reply if job_id is not None else UNKNOWN_TOKEN
+    answer = received.reply if job_id is not None else UNKNOWN_TOKEN
+    if answer.status_code != 401:
+        if received.keep_if_refused:
+            allowance.give_back(peer)
+    elif not received.keep_if_refused:
+        metrics.CALLBACKS_UNRECORDED.inc()
+    return answer
+
+
+def refused_allowance() -> ratelimit.SenderBuckets:
+    """How many refused callbacks (unknown token, bad signature) are kept: per sender, a
+    burst of 20 and then one every 10 s; for all senders together, 100 and then one a
+    second. Beyond that they are answered all the same, counted
+    (``icehook_callbacks_unrecorded_total``) and not stored: a flood costs the database at
+    most about a kilobyte a second, however many addresses it comes from."""
+    return ratelimit.SenderBuckets(burst=20, rate=0.1, shared_burst=100, shared_rate=1.0)
+
+
+def without_token(body: bytes, token: str) -> bytes:
+    """``body`` with the callback token of its path, and anything shaped like one in a
+    callback URL, replaced: a stored callback holds no credential."""
+    if len(token) >= 16:  # icehook's own are 43 characters; a short one may be any text
+        body = body.replace(token.encode(), b"<token>")
+    return _TOKEN_IN_BODY.sub(rb"\1<token>", body)
 
 
 class Intake:
@@ -223,26 +283,33 @@ class Intake:
     one statement (``STORE``).
 
     The writer keeps one connection of the pool for itself (taking a connection from the
-    pool costs more CPU than the statement); a lost connection is replaced, and the
-    statement tried once more on the new one.
+    pool costs more CPU than the statement). A connection lost between writes is replaced
+    and the statement tried once more on the new one; a write that fails any other way
+    (the database too slow to answer within ``timeout``, or refusing) gives its connection
+    up, and its callbacks are answered 503 so that ICE sends them again. A callback waits
+    at most ``timeout`` for its write; ``watch`` sees a write that runs longer.
 
     It also remembers the single jobs it saw final (up to ``FINAL_JOBS_KEPT``, the most
     recently seen), so that ``judge_late`` can judge their later callbacks at once: a final
     job never changes, so no worker and no ICE call could judge them differently.
     """
 
-    def __init__(self, engine: AsyncEngine, waker: Waker) -> None:
+    def __init__(self, engine: AsyncEngine, waker: Waker, timeout: float, watch: Watch) -> None:
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.waker = waker
-        self._commits = db.GroupCommit(self._insert, MAX_BATCH)
+        self.timeout = timeout
+        self.refused_kept = refused_allowance()
+        self._commits = db.GroupCommit(self._insert, MAX_BATCH, watch)
         self._conn: AsyncConnection | None = None
         self._final: dict[bytes, dict[str, Any]] = {}  # token hash -> kind, status, ice_job_id
 
     async def close(self) -> None:
         """Return the writer's connection (after the last request was answered)."""
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.timeout):
+                    await conn.close()
 
     def judge_late(self, token_hash: bytes, fields: Mapping[str, str | None]) -> Reply | None:
         """The reply to a callback (its ``_envelope_fields``) of a job already seen final;
@@ -255,8 +322,10 @@ class Intake:
         return Reply(200, outcome, detail)
 
     async def store(self, received: Received) -> uuid.UUID | None:
-        """Commit ``received``; returns the id of its token's job (None: unknown token)."""
-        return await self._commits.submit(received)
+        """Commit ``received``; returns the id of its token's job (None: unknown token).
+        ``TimeoutError`` when it could not be committed in time."""
+        # Twice the timeout: a write may be tried a second time, on a new connection.
+        return await self._commits.submit(received, within=2 * self.timeout)
 
     async def _insert(self, batch: Sequence[Received]) -> list[uuid.UUID | None]:
         """Store ``batch``; returns the job id of each one's token (None: unknown)."""
@@ -290,9 +359,8 @@ class Intake:
             self._conn = await self.engine.connect()  # autocommit: the statement commits
         try:
             return (await self._conn.execute(STORE, parameters)).all()
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                await self.close()
+        except Exception:
+            await self.close()  # whatever went wrong, the next write starts afresh
             raise
 
 
@@ -445,7 +513,7 @@ async def process(rt: Runtime, limit: int = 32) -> int:
                 rt, [work.job for work in to_confirm], EventSource.CALLBACK, after_apply=judge
             )
         except Exception:  # the leases expire and another pass tries again
-            logger.exception("processing callbacks of %d jobs failed", len(to_confirm))
+            log_failure(logger, "processing callbacks of %d jobs failed", len(to_confirm))
     return len(ids)
 
 
@@ -503,6 +571,8 @@ async def _record_outcomes(
         credited: set[str | None] = set()
         for callback in work.pending:
             outcome, detail = _outcome(work.job, callback, work.statuses, after, credited)
+            if outcome == CallbackOutcome.UNRECOGNIZED:
+                logger.warning("callback %s of job %s %s", callback["id"], work.job["id"], detail)
             outcomes.append({"id": callback["id"], "outcome": outcome.value, "detail": detail})
             metrics.CALLBACKS_JUDGED.labels(outcome.value).inc()
     if outcomes:
@@ -521,7 +591,11 @@ def _outcome(
         return CallbackOutcome.UNMATCHED, f"JobId {target!r} is not this token's job"
     claim, now = _claim(job, callback), after[target]
     if claim is None:
-        return CallbackOutcome.DUPLICATE, f"reports {callback['ice_status']!r}; ICE says {now}"
+        return (
+            CallbackOutcome.UNRECOGNIZED,
+            f"reports Status {callback['ice_status']!r}, which icehook does not know; "
+            f"ICE says {now}",
+        )
     if claim == now and before.get(target) != now and target not in credited:
         credited.add(target)
         return CallbackOutcome.APPLIED, f"confirmed by ICE: {now}"

@@ -68,9 +68,10 @@ class Redactor:
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        # A secret may appear as it is, URL-encoded, or escaped inside a JSON line.
+        # A secret may appear as it is, URL-encoded, or escaped inside a JSON line. However
+        # short (settings refuse API keys under 16 characters), it is never written.
         for secret in secrets:
-            if len(secret) >= 4:
+            if secret:
                 self._forms |= {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}
         ordered = sorted(self._forms, key=len, reverse=True)
         self._literal = re.compile("|".join(map(re.escape, ordered))) if ordered else None

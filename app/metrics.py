@@ -58,6 +58,19 @@ DELIVERY_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0),
     registry=REGISTRY,
 )
+CALLBACKS_UNRECORDED = Counter(
+    "icehook_callbacks_unrecorded",
+    "Refused callbacks (unknown token, bad signature) not stored: their sender went over the"
+    " rate at which refused callbacks are kept",
+    registry=REGISTRY,
+)
+HTTP_REFUSED = Counter(
+    "icehook_http_refused",
+    "Connections and requests refused at the edge, by reason (connections, head_too_large,"
+    " too_many_headers, head_timeout, body_timeout)",
+    ["reason"],
+    registry=REGISTRY,
+)
 JOBS = Gauge("icehook_jobs", "Jobs by status", ["status"], registry=REGISTRY)
 PENDING_DELIVERIES = Gauge(
     "icehook_outbox_pending_deliveries",

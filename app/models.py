@@ -54,6 +54,7 @@ class CallbackOutcome(enum.StrEnum):
     DUPLICATE = "duplicate"  # the job already had that status
     STALE = "stale"  # ICE's answer would have moved the job backwards
     UNMATCHED = "unmatched"  # valid token, but the JobId is not one of that token's jobs
+    UNRECOGNIZED = "unrecognized"  # a Status icehook does not know (ICE was asked instead)
     IGNORED = "ignored"  # an EventType icehook does not act on
     MALFORMED = "malformed"  # not JSON, or not ICE's envelope
     REJECTED = "rejected"  # unknown token or bad signature: never applied

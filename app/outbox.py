@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import email.utils
+import functools
 import ipaddress
 import json
 import logging
@@ -47,8 +49,8 @@ from sqlalchemy import RowMapping
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, array, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import db, metrics, outbound
-from app.errors import Conflict, ValidationError
+from app import db, metrics, numbers, outbound
+from app.errors import Conflict, ValidationError, log_failure
 from app.models import (
     DeliveryStatus,
     JobKind,
@@ -90,6 +92,13 @@ MAX_RECORDED_TOGETHER = 256  # finished deliveries recorded in one transaction
 CLAIM_GAP_SECONDS = 0.005
 ERROR_PAUSE_SECONDS = 2.0
 USER_AGENT = "icehook-webhooks"
+
+
+def lease_seconds(settings: Settings) -> float:
+    """A delivery's lease: longer than its request, which ends at its deadline (``send``),
+    so that no other worker sends it while it is open. (A recording slower than the margin
+    lets another worker send it again afterwards: at least once, never two at a time.)"""
+    return settings.delivery_timeout_seconds + LEASE_MARGIN_SECONDS
 
 
 def wants(
@@ -301,14 +310,38 @@ class Target:
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address that ``address`` leads to: IPv4-mapped, 6to4 (2002::/16), Teredo's
+    client (2001::/32), NAT64 (64:ff9b::/96) or IPv4-compatible (::/96); None if none."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def refusal(address: IpAddress, allowed: Sequence[IpNetwork]) -> str | None:
-    """Why ``address`` may not be reached (None: it may)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Why ``address`` may not be reached (None: it may). An IPv6 address that carries an
+    IPv4 one (``embedded_ipv4``) is judged by that one too."""
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = embedded_ipv4(address)
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # it is that IPv4 address, nothing more
+        elif inner is not None and (reason := refusal(inner, allowed)) is not None:
+            return f"{address} leads to {inner}: {reason}"
     if any(address in net for net in allowed if net.version == address.version):
         return None
-    for kind in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
-        if getattr(address, f"is_{kind}"):
+    kinds = ("loopback", "link_local", "site_local", "multicast", "unspecified", "reserved")
+    for kind in (*kinds, "private"):
+        if getattr(address, f"is_{kind}", False):
             return f"{address} is a {kind.replace('_', '-')} address"
     if not address.is_global:
         return f"{address} is not a public address"
@@ -341,9 +374,21 @@ async def resolve(url: str, allowed: Sequence[IpNetwork]) -> Target:
     )
 
 
+# Host lookups run in threads of their own, so that a resolver that never answers holds
+# these and not the event loop's default executor (which everything else shares); a lookup
+# is given up after RESOLVE_SECONDS (the thread ends when the system resolver gives up).
+_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
+RESOLVE_SECONDS = 5.0
+
+
 async def _addresses_of(host: str, port: int) -> list[IpAddress]:
+    loop = asyncio.get_running_loop()
+    lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        async with asyncio.timeout(RESOLVE_SECONDS):
+            infos = await loop.run_in_executor(_resolver, lookup)
+    except TimeoutError:
+        raise Refused(f"cannot resolve {host!r}: no answer in {RESOLVE_SECONDS:g} s") from None
     except OSError as exc:
         raise Refused(f"cannot resolve {host!r}: {exc.strerror or exc}") from None
     except UnicodeError:  # the IDNA codec refuses the name (an empty label, one over 63)
@@ -386,8 +431,9 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdecimal():
-        return float(value)
+    seconds = numbers.natural(value)
+    if seconds is not None:
+        return float(seconds)
     with contextlib.suppress(TypeError, ValueError):
         moment = email.utils.parsedate_to_datetime(value)
         if moment.tzinfo is None:
@@ -464,16 +510,40 @@ async def claim(session: AsyncSession, *, limit: int, lease_seconds: float) -> l
 async def send(
     client: httpx.AsyncClient, delivery: Mapping[Any, Any], settings: Settings, now: datetime
 ) -> Attempt:
-    """POST ``delivery`` to its subscriber, once; never raises for the subscriber's faults."""
+    """POST ``delivery`` to its subscriber, once; never raises for the subscriber's faults.
+
+    The whole attempt (looking the host up, connecting, sending, reading the answer's head
+    and its first ``EXCERPT_BYTES``) ends within ``ICEHOOK_DELIVERY_TIMEOUT_SECONDS``: httpx's
+    own timeouts bound each read, and a subscriber trickling its answer would hold the
+    request, and a slot, for ever.
+    """
     started = time.perf_counter()
 
     def elapsed() -> float:
         return round((time.perf_counter() - started) * 1000, 1)
 
+    seconds = settings.delivery_timeout_seconds
     try:
-        target = await resolve(delivery["url"], settings.allowed_webhook_nets)
+        async with asyncio.timeout(seconds):
+            return await _post(client, delivery, settings, now, elapsed)
+    except TimeoutError:
+        return Attempt(latency_ms=elapsed(), error=f"no complete answer within {seconds:g} s")
     except Refused as exc:
         return Attempt(error=f"refused: {exc}")
+    except outbound.FAILURES as exc:
+        return Attempt(latency_ms=elapsed(), error=outbound.describe(exc)[:500])
+    except Exception as exc:  # the request could not even be made (a URL httpx refuses)
+        return Attempt(latency_ms=elapsed(), error=f"{type(exc).__name__}: {exc}"[:500])
+
+
+async def _post(
+    client: httpx.AsyncClient,
+    delivery: Mapping[Any, Any],
+    settings: Settings,
+    now: datetime,
+    elapsed: Callable[[], float],
+) -> Attempt:
+    target = await resolve(delivery["url"], settings.allowed_webhook_nets)
     body = json.dumps(delivery["payload"], separators=(",", ":"), ensure_ascii=False)
     headers = webhook_headers(
         message_id=delivery["event_id"],
@@ -482,22 +552,19 @@ async def send(
         now=now,
     ) | {"host": target.host_header, "content-type": "application/json", "user-agent": USER_AGENT}
     extensions = {"sni_hostname": target.server_name} if target.server_name else {}
-    try:
-        async with client.stream(
-            "POST",
-            target.url,
-            content=body.encode(),
-            headers=headers,
-            extensions=extensions,
-            timeout=settings.delivery_timeout_seconds,
-        ) as response:
-            excerpt = bytearray()
-            async for chunk in response.aiter_bytes():
-                excerpt += chunk
-                if len(excerpt) >= EXCERPT_BYTES:
-                    break
-    except outbound.FAILURES as exc:
-        return Attempt(latency_ms=elapsed(), error=outbound.describe(exc)[:500])
+    async with client.stream(
+        "POST",
+        target.url,
+        content=body.encode(),
+        headers=headers,
+        extensions=extensions,
+        timeout=settings.delivery_timeout_seconds,
+    ) as response:
+        excerpt = bytearray()
+        async for chunk in response.aiter_bytes():
+            excerpt += chunk
+            if len(excerpt) >= EXCERPT_BYTES:
+                break
     return Attempt(
         status_code=response.status_code,
         latency_ms=elapsed(),
@@ -671,21 +738,27 @@ class Deliverer:
         )
         self._records = db.GroupCommit(self._record_all, MAX_RECORDED_TOGETHER)
         self._in_flight: set[asyncio.Task[None]] = set()
+        # A claim is one short transaction: its statements and commit each within the timeout.
+        self.watch = rt.health.watch("webhook claims", 3 * rt.settings.database_timeout_seconds)
 
     async def run(self, stopping: Callable[[], bool], poll_seconds: float) -> None:
         """Claim and send until ``stopping()``; sleep while nothing is due or every slot is
         taken (a finished delivery, NOTIFY or the poll interval wakes it)."""
         waker = self.rt.delivery_waker
-        assert self.rt.settings.database_url is not None
-        listener = asyncio.create_task(waker.listen(self.rt.settings.database_url, stopping))
+        settings = self.rt.settings
+        assert settings.database_url is not None
+        listener = asyncio.create_task(
+            waker.listen(settings.database_url, stopping, settings.database_timeout_seconds)
+        )
         loop = asyncio.get_running_loop()
         try:
             while not stopping():
                 started = loop.time()
                 try:
-                    await self.run_once()
+                    with self.watch.busy():
+                        await self.run_once()
                 except Exception:
-                    logger.exception("claiming deliveries failed; trying again shortly")
+                    log_failure(logger, "claiming deliveries failed; trying again shortly")
                     await asyncio.sleep(ERROR_PAUSE_SECONDS)
                     continue
                 await waker.wait(poll_seconds)
@@ -702,8 +775,8 @@ class Deliverer:
         free = self.rt.settings.delivery_concurrency - len(self._in_flight)
         if free <= 0:
             return 0
-        lease = self.rt.settings.delivery_timeout_seconds + LEASE_MARGIN_SECONDS
         async with self.rt.sessionmaker.begin() as session:
+            lease = lease_seconds(self.rt.settings)
             claimed = await claim(session, limit=free, lease_seconds=lease)
         for delivery in claimed:
             task = asyncio.create_task(self._deliver(delivery))
@@ -719,9 +792,11 @@ class Deliverer:
             metrics.DELIVERY_ATTEMPTS.labels("delivered" if attempt.delivered else "failed").inc()
             if attempt.latency_ms is not None:
                 metrics.DELIVERY_SECONDS.observe(attempt.latency_ms / 1000)
-            await self._records.submit((delivery, attempt))
+            await self._records.submit(
+                (delivery, attempt), within=2 * self.rt.settings.database_timeout_seconds
+            )
         except Exception:  # the lease expires and the delivery is tried again
-            logger.exception("delivery %s failed to complete", delivery["id"])
+            log_failure(logger, "delivery %s failed to complete", delivery["id"])
         finally:
             self.rt.delivery_waker.wake()  # a slot is free, and the job's next event may be due
 

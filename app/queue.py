@@ -28,6 +28,7 @@ from app.models import jobs
 
 WORK = "icehook_work"
 DELIVERIES = "icehook_deliveries"
+PING_SECONDS = 5.0  # a listening connection is checked this often
 
 
 async def claim_jobs(
@@ -80,22 +81,40 @@ class Waker:
     def wake(self) -> None:
         self.event.set()
 
-    async def listen(self, database_url: str, stop: Callable[[], bool]) -> None:
-        """Set ``event`` on every NOTIFY until ``stop()``; reconnects after errors."""
+    async def listen(
+        self, database_url: str, stop: Callable[[], bool], statement_seconds: float
+    ) -> None:
+        """Set ``event`` on every NOTIFY until ``stop()``; reconnects after errors.
+
+        The connection is idle between notifications, so nothing would notice if its peer
+        vanished: it is asked ``SELECT 1`` every ``PING_SECONDS`` and replaced when it does
+        not answer (each wait within ``statement_seconds``). Meanwhile the loops still poll.
+        """
         dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
         while not stop():
             try:
-                conn = await asyncpg.connect(dsn)
-            except (OSError, asyncpg.PostgresError):
+                conn = await asyncpg.connect(
+                    dsn, timeout=statement_seconds, command_timeout=statement_seconds
+                )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 await asyncio.sleep(1)
                 continue
             try:
                 await conn.add_listener(self.channel, lambda *_: self.event.set())
+                self.event.set()  # what was notified while it was not listening
+                next_ping = asyncio.get_running_loop().time() + PING_SECONDS
                 while not stop() and not conn.is_closed():
                     await asyncio.sleep(0.5)
+                    if asyncio.get_running_loop().time() >= next_ping:
+                        await conn.fetchval("SELECT 1")
+                        next_ping = asyncio.get_running_loop().time() + PING_SECONDS
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pass  # TimeoutError is an OSError: a new connection, after a pause
             finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+                with contextlib.suppress(Exception):  # on failure, asyncpg aborts it
+                    await conn.close(timeout=1)
+            if not stop():
+                await asyncio.sleep(1)
 
     async def wait(self, seconds: float) -> None:
         """Until woken or ``seconds`` pass."""

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +29,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import db, submission
-from app.errors import IceError
+from app.errors import IceError, database_unreachable, log_failure
 from app.ice import BatchJob, MediaProducingJob, RateLimiter
 from app.jobs import Move, record_statuses, status_from_ice
+from app.lifecycle import Watch
 from app.models import TERMINAL_STATUSES, EventSource, JobKind, JobStatus, jobs
 from app.queue import claim_jobs
 
@@ -50,9 +52,16 @@ LIST_SPAN = timedelta(days=29)  # ICE refuses List windows longer than 30 days
 
 
 def lease_seconds(rt: Runtime) -> float:
-    """Longer than the slowest confirmation: every ICE attempt timing out, plus backoff."""
+    """Longer than the slowest confirmation (``answer_seconds``)."""
+    return answer_seconds(rt) + 10
+
+
+def answer_seconds(rt: Runtime) -> float:
+    """How long getting ICE's word on one job may take: every ICE attempt running to its
+    deadline, plus backoff. A job still waiting then is given up (and checked again later),
+    so no confirmation outlives its lease."""
     settings = rt.settings
-    return settings.ice_timeout_seconds * settings.ice_max_attempts + 30
+    return settings.ice_timeout_seconds * settings.ice_max_attempts + 20
 
 
 # -- applying ICE's answer ----------------------------------------------------------------
@@ -183,18 +192,23 @@ async def confirm_all(
         if before_asking is not None:
             await before_asking()
         try:
-            return await fetch_answer(rt, job), True
+            async with asyncio.timeout(answer_seconds(rt)):
+                return await fetch_answer(rt, job), True
         except IceError as exc:
             logger.warning("could not confirm job %s with ICE: %s", job["id"], exc)
-            return None, False
+        except TimeoutError:
+            logger.warning("could not confirm job %s with ICE: no answer in time", job["id"])
+        except Exception:  # one job's surprise must not fail the others asked with it
+            logger.exception("could not confirm job %s with ICE", job["id"])
+        return None, False
 
     heard = await asyncio.gather(*(ask(job) for job in leased))
     try:
         async with rt.sessionmaker.begin() as session:
             return await _apply_all(session, rt, leased, heard, source, after_apply)
-    except Exception:
-        if len(leased) == 1:
-            raise
+    except Exception as exc:
+        if len(leased) == 1 or database_unreachable(exc):
+            raise  # alone, each would fail the same way: their leases expire
         logger.exception("confirming %d jobs together failed; trying each alone", len(leased))
     results: list[RowMapping | None] = []
     for job, one in zip(leased, heard, strict=True):
@@ -202,7 +216,7 @@ async def confirm_all(
             async with rt.sessionmaker.begin() as session:
                 results += await _apply_all(session, rt, [job], [one], source, after_apply)
         except Exception:  # its lease expires and it is confirmed again later
-            logger.exception("confirming job %s failed", job["id"])
+            log_failure(logger, "confirming job %s failed", job["id"])
             results.append(None)
     return results
 
@@ -311,6 +325,8 @@ class Sweeper:
     budget: RateLimiter
     chunk: int = 16
     most_per_pass: int = 20_000
+    # Told of every chunk and List page, so that a long sweep is not taken for a wedged one.
+    progress: Watch = field(default_factory=lambda: Watch("sweep", math.inf))
 
     def _due(self) -> sa.ColumnElement[bool]:
         return sa.and_(
@@ -339,6 +355,7 @@ class Sweeper:
         checked = 0
 
         while checked < len(due):
+            self.progress.progress()
             async with self.rt.sessionmaker.begin() as session:
                 ids = await claim_jobs(
                     session, self._due(), limit=self.chunk, lease_seconds=lease_seconds(self.rt)
@@ -359,7 +376,7 @@ class Sweeper:
                     before_asking=self.budget.wait,
                 )
             except Exception:  # their leases expire; a later pass tries again
-                logger.exception("sweeping %d jobs failed", len(rows))
+                log_failure(logger, "sweeping %d jobs failed", len(rows))
             checked += len(rows)
         return checked
 
@@ -392,6 +409,7 @@ class Sweeper:
             token: str | None = None
             while True:
                 await self.budget.wait()
+                self.progress.progress()
                 page: Any
                 if kind == JobKind.BATCH:
                     page = await self.rt.ice.list_batch_media_producing_jobs(filters, token)

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from pydantic import ConfigDict, Field, WithJsonSchema, with_config
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
-from app import db
+from app import db, jsontext, numbers
 from app.errors import ValidationError
 from app.models import CallbackOutcome, DeliveryStatus, EventSource, JobKind, JobStatus
 from app.outbox import EVENT_TYPES, PATTERNS
@@ -127,9 +127,11 @@ class Submission:
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw)
+        body = jsontext.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
-        raise ValidationError("body", "is not valid JSON (or is nested too deeply)") from None
+        raise ValidationError(
+            "body", "is not valid JSON (NaN and Infinity are not JSON), or is nested too deeply"
+        ) from None
     if not isinstance(body, dict):
         raise ValidationError("body", "must be a JSON object")
     for name, value in body.items():
@@ -210,14 +212,21 @@ def _text(body: Mapping[str, Any], name: str) -> str:
     return value
 
 
+def _inner_json(name: str, text: str) -> Any:
+    """A parameter given as JSON text, parsed and checked as the body itself is."""
+    try:
+        value = jsontext.loads(text)
+    except (ValueError, RecursionError):
+        raise ValidationError(name, "is a string but not valid JSON") from None
+    _refuse_unstorable(name, value)
+    return value
+
+
 def _json_text(body: Mapping[str, Any], name: str) -> str:
     """A JSON-valued parameter, given as an object/array or as a JSON string; ICE wants text."""
     value = body[name]
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ValidationError(name, "is a string but not valid JSON") from None
+        value = _inner_json(name, value)
     if not isinstance(value, dict | list):
         raise ValidationError(name, "must be a JSON object (or its JSON text)")
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -228,10 +237,7 @@ def _user_data(body: Mapping[str, Any]) -> dict[str, Any]:
         return {}
     value = body["UserData"]
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ValidationError("UserData", "is a string but not valid JSON") from None
+        value = _inner_json("UserData", value)
     if not isinstance(value, dict):
         raise ValidationError("UserData", "must be a JSON object")
     if "NotifyAddress" in value:
@@ -419,9 +425,10 @@ def _in_range(moment: datetime) -> bool:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 50
-    if not raw.isdecimal() or not 1 <= int(raw) <= PAGE_MAX:
+    limit = numbers.natural(raw, PAGE_MAX)
+    if limit is None or limit < 1:
         raise ValidationError("limit", f"must be a whole number from 1 to {PAGE_MAX}")
-    return int(raw)
+    return limit
 
 
 def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
@@ -582,6 +589,8 @@ def required_keys(shape: type[Any]) -> list[str]:
 def _webhook_url(value: Any) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= URL_MAX:
         raise ValidationError("url", f"must be a URL of at most {URL_MAX} characters")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        raise ValidationError("url", "must not hold spaces or control characters")
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 (raises ValueError for a bad port)
@@ -741,9 +750,10 @@ def encode_id_cursor(last_id: int) -> str:
 def _decode_id_cursor(raw: str) -> int:
     try:
         tag, value = base64.urlsafe_b64decode(raw.encode()).decode().split("|")
-        if tag != "id" or not value.isdecimal():
+        last_id = numbers.natural(value)
+        if tag != "id" or last_id is None:
             raise ValueError
-        return int(value)
+        return last_id
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("cursor", "is not a cursor this API gave out") from None
 

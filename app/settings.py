@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+from app import numbers
 from app.errors import ConfigError
 
 T = TypeVar("T")
@@ -49,6 +50,14 @@ class Settings:
     webhook_disable_after_seconds: float = 5 * 24 * 3600.0
     webhook_secret_overlap_seconds: float = 24 * 3600.0
     allowed_webhook_nets: tuple[IpNetwork, ...] = ()
+    # Every database statement, connection and wait for a pooled connection.
+    database_timeout_seconds: float = 5.0
+    http_max_connections: int = 1000
+    http_max_header_bytes: int = 16 * 1024
+    http_header_timeout_seconds: float = 10.0
+    http_body_timeout_seconds: float = 30.0
+    http_keepalive_seconds: float = 5.0
+    shutdown_timeout_seconds: float = 20.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -59,7 +68,7 @@ class Settings:
             database_url=env.get("ICEHOOK_DATABASE_URL", None, _parse_database_url),
             data_dir=env.get("ICEHOOK_DATA_DIR", Path(".icehook"), Path),
             public_url=env.get("ICEHOOK_PUBLIC_URL", None, _parse_http_url),
-            api_keys=env.get("ICEHOOK_API_KEYS", (), _parse_keys),
+            api_keys=env.get("ICEHOOK_API_KEYS", (), _parse_api_keys),
             ice_region=region,
             ice_endpoint=env.get(
                 "ICEHOOK_ICE_ENDPOINT", f"https://ice.{region}.aliyuncs.com", _parse_http_url
@@ -89,6 +98,23 @@ class Settings:
                 "ICEHOOK_WEBHOOK_SECRET_OVERLAP_SECONDS", 24 * 3600.0, parse_positive
             ),
             allowed_webhook_nets=env.get("ICEHOOK_ALLOWED_WEBHOOK_NETS", (), _parse_nets),
+            database_timeout_seconds=env.get(
+                "ICEHOOK_DATABASE_TIMEOUT_SECONDS", 5.0, parse_positive
+            ),
+            http_max_connections=env.get("ICEHOOK_HTTP_MAX_CONNECTIONS", 1000, _parse_count),
+            http_max_header_bytes=env.get(
+                "ICEHOOK_HTTP_MAX_HEADER_BYTES", 16 * 1024, _parse_header_bytes
+            ),
+            http_header_timeout_seconds=env.get(
+                "ICEHOOK_HTTP_HEADER_TIMEOUT_SECONDS", 10.0, parse_positive
+            ),
+            http_body_timeout_seconds=env.get(
+                "ICEHOOK_HTTP_BODY_TIMEOUT_SECONDS", 30.0, parse_positive
+            ),
+            http_keepalive_seconds=env.get("ICEHOOK_HTTP_KEEPALIVE_SECONDS", 5.0, parse_positive),
+            shutdown_timeout_seconds=env.get(
+                "ICEHOOK_SHUTDOWN_TIMEOUT_SECONDS", 20.0, parse_positive
+            ),
         )
 
     def require_ice_credentials(self) -> None:
@@ -144,6 +170,22 @@ def _parse_region(raw: str) -> str:
     return raw
 
 
+API_KEY_MIN_LENGTH = 16
+GENERATE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+def _parse_api_keys(raw: str) -> tuple[str, ...]:
+    keys = _parse_keys(raw)
+    for key in keys:
+        if len(key) < API_KEY_MIN_LENGTH:
+            # Not the key itself: this line goes to the terminal and the logs.
+            raise ValueError(
+                f"a key of {len(key)} characters is too easy to guess; use at least "
+                f"{API_KEY_MIN_LENGTH}, e.g. {GENERATE_KEY}"
+            )
+    return keys
+
+
 def _parse_keys(raw: str) -> tuple[str, ...]:
     keys = tuple(key.strip() for key in raw.split(",") if key.strip())
     if not keys:
@@ -163,9 +205,17 @@ def parse_positive(raw: str) -> float:
 
 
 def _parse_count(raw: str) -> int:
-    if not raw.isdecimal() or int(raw) < 1:
+    value = numbers.natural(raw)
+    if value is None or value < 1:
         raise ValueError(f"must be a whole number of at least 1, got {raw!r}")
-    return int(raw)
+    return value
+
+
+def _parse_header_bytes(raw: str) -> int:
+    value = _parse_count(raw)
+    if value < 1024:
+        raise ValueError(f"must be at least 1024 (bytes), got {raw!r}")
+    return value
 
 
 def _parse_version(raw: str) -> Literal["v3", "v2"]:

@@ -18,6 +18,7 @@ resubmission must repeat it exactly); once ICE's answer is known the token is re
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -30,8 +31,8 @@ import sqlalchemy as sa
 from sqlalchemy import RowMapping
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from app.errors import Conflict, IceError, IcehookError
-from app.ice import BatchJob, MediaProducingJob, SubmittedJob
+from app.errors import Conflict, IceError, IcehookError, ValidationError
+from app.ice import MAX_QUERY_BYTES, BatchJob, MediaProducingJob, SubmittedJob, oversized
 from app.jobs import lock_job, record_status
 from app.models import EventSource, JobKind, JobStatus, jobs
 from app.schemas import Submission, user_data_text
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from app.main import Runtime
 
 CALLBACK_PATH = "/callbacks/ice/"
+SUBMIT_ATTEMPTS_WAITED = 2  # ICE attempts a POST /v1/jobs waits for before answering 202
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 REDACTED = "<redacted>"
 
@@ -92,6 +94,12 @@ async def submit(
     }
     if sub.kind == JobKind.JOB:
         parameters["ClientToken"] = client_token(job_id)
+    if name := oversized(parameters):
+        raise ValidationError(
+            name,
+            f"is too large to send to ICE: every parameter but Timeline goes in the request's "
+            f"query string, which icehook keeps under {MAX_QUERY_BYTES} bytes",
+        )
     async with rt.sessionmaker.begin() as session:
         inserted = await session.execute(
             pg_insert(jobs)
@@ -121,7 +129,11 @@ async def submit(
                 raise Conflict("this Idempotency-Key was used with another request body")
             return existing, True
     try:
-        answer = await _send(rt, sub.kind, parameters)
+        # The client waits for this: two attempts' worth at most, then the sweeper goes on.
+        async with asyncio.timeout(SUBMIT_ATTEMPTS_WAITED * rt.settings.ice_timeout_seconds + 1):
+            answer = await _send(rt, sub.kind, parameters)
+    except TimeoutError:
+        return job, False  # no answer in time: the sweeper settles it
     except IceError as exc:
         if not refused(exc):
             return job, False  # outcome unknown: the sweeper settles it

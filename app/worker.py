@@ -7,7 +7,8 @@ work keeps coming, passes start at most every ``PASS_GAP_SECONDS``, so that each
 takes what arrived meanwhile in one go rather than one callback at a time. The second is
 the ``Deliverer``, which sends webhooks as they become due (NOTIFY on ``queue.DELIVERIES``).
 ``stop`` lets both finish what they hold: nothing claimed is left half done (and a killed
-worker's leases simply expire).
+worker's leases simply expire). Each pass runs inside a ``lifecycle.Watch``, so that
+``/readyz`` says when one has run longer than any ever may (``reconcile.lease_seconds``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from app import inbox
+from app import inbox, reconcile
+from app.errors import log_failure
 from app.ice import RateLimiter
 from app.outbox import ERROR_PAUSE_SECONDS, Deliverer
 from app.reconcile import Sweeper
@@ -37,7 +39,10 @@ class Worker:
     def __init__(self, rt: Runtime, *, poll_seconds: float = POLL_SECONDS) -> None:
         self.rt = rt
         self.poll_seconds = poll_seconds
-        self.sweeper = Sweeper(rt, RateLimiter(rt.settings.sweep_qps, sleep=asyncio.sleep))
+        self.watch = rt.health.watch("worker pass", reconcile.lease_seconds(rt) + poll_seconds)
+        self.sweeper = Sweeper(
+            rt, RateLimiter(rt.settings.sweep_qps, sleep=asyncio.sleep), progress=self.watch
+        )
         self.deliverer = Deliverer(rt)
         self._stopping = False
         self._sweep_at = 0.0  # the event loop's time from which the next pass sweeps
@@ -48,12 +53,13 @@ class Worker:
         A pass sweeps if the last sweep found work or at least one poll interval has
         passed: while callbacks keep passes frequent, stale jobs are looked for once a poll.
         """
-        handled = await inbox.process(self.rt)
-        now = asyncio.get_running_loop().time()
-        if now >= self._sweep_at:
-            swept = await self.sweeper.run_once()
-            self._sweep_at = now if swept else now + self.poll_seconds
-            handled += swept
+        with self.watch.busy():
+            handled = await inbox.process(self.rt)
+            now = asyncio.get_running_loop().time()
+            if now >= self._sweep_at:
+                swept = await self.sweeper.run_once()
+                self._sweep_at = now if swept else now + self.poll_seconds
+                handled += swept
         return handled
 
     async def run(self) -> None:
@@ -67,7 +73,11 @@ class Worker:
         waker = self.rt.work_waker
         assert self.rt.settings.database_url is not None
         listener = asyncio.create_task(
-            waker.listen(self.rt.settings.database_url, lambda: self._stopping)
+            waker.listen(
+                self.rt.settings.database_url,
+                lambda: self._stopping,
+                self.rt.settings.database_timeout_seconds,
+            )
         )
         try:
             loop = asyncio.get_running_loop()
@@ -76,7 +86,7 @@ class Worker:
                 try:
                     handled = await self.run_once()
                 except Exception:
-                    logger.exception("worker pass failed; trying again shortly")
+                    log_failure(logger, "worker pass failed; trying again shortly")
                     await asyncio.sleep(ERROR_PAUSE_SECONDS)
                     continue
                 if self._stopping:

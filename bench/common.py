@@ -36,7 +36,7 @@ from tests.support import ICEHOOK
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DEFAULT_SERVER_URL = "postgresql://root@127.0.0.1:5432/postgres"
-KEY_ID, SECRET, API_KEY = "bench-ak", "bench-secret", "bench-api-key"
+KEY_ID, SECRET, API_KEY = "bench-ak", "bench-secret", "bench-api-key-0123"
 OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out/bench.mp4"}
 FINAL = frozenset({"succeeded", "failed", "finished", "rejected"})
 STOP_SECONDS = 60.0

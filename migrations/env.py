@@ -37,7 +37,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = db.create_engine(_database_url())
+    engine = db.create_engine(_database_url(), timeout=None)  # a migration may take long
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

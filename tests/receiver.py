@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,6 +41,7 @@ class Receiver:
     release: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     arrived: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     arrivals: list[str] = dataclasses.field(default_factory=list)  # webhook-ids, as they came
+    first_arrival: dict[str, float] = dataclasses.field(default_factory=dict)  # id -> time.time()
     requests: list[Delivery] = dataclasses.field(default_factory=list)  # as they were answered
 
     async def handle(self, request: Request) -> Response:
@@ -51,6 +53,7 @@ class Receiver:
                 Webhook(secret).verify(body, headers)
                 verified.append(secret)
         self.arrivals.append(headers.get("webhook-id", ""))
+        self.first_arrival.setdefault(headers.get("webhook-id", ""), time.time())
         self.arrived.set()
         if self.hold:
             await self.release.wait()

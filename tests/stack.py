@@ -22,7 +22,7 @@ from app.settings import Settings
 from app.simulator import SimulatorSettings, create_simulator_app
 from tests.support import free_port, rows, serve
 
-KEY_ID, SECRET, API_KEY = "flow-ak", "flow-secret", "flow-api-key"
+KEY_ID, SECRET, API_KEY = "flow-ak", "flow-secret", "flow-api-key-0123"
 OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out.mp4"}
 FINAL = {"succeeded", "failed", "finished", "rejected"}
 

@@ -26,14 +26,18 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from app import db
+from app.edge import EdgeLimits, server_config
 from app.jobs import RANK
 from app.models import JobStatus, job_events, jobs, outbox
 from app.models import callbacks as callbacks_table
 
 
 @contextlib.asynccontextmanager
-async def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve ``app`` (lifespan on) on ``port`` (default: a free one); yield its base URL."""
+async def serve(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, limits: EdgeLimits | None = None
+) -> AsyncIterator[str]:
+    """Serve ``app`` (lifespan on) on ``port`` (default: a free one) behind icehook's edge
+    (``limits``, default ``EdgeLimits()``); yield its base URL."""
     # Bound here, before uvicorn starts, so the port is ours: no race for a "free" port.
     # IPPROTO_TCP given, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
     # without it every small answer can wait 40 ms for a delayed ACK.
@@ -42,7 +46,9 @@ async def serve(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIt
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", timeout_graceful_shutdown=5)
+    config = server_config(
+        app, limits or EdgeLimits(), lifespan="on", log_level="warning", timeout_graceful_shutdown=5
+    )
     server = uvicorn.Server(config)
 
     async def run() -> None:
@@ -230,7 +236,7 @@ def troubles(log: Path) -> list[str]:
 FINAL = frozenset({"succeeded", "failed", "finished", "rejected"})
 
 
-async def rows(database_url: str, statement: sa.Select[Any]) -> list[Any]:
+async def rows(database_url: str, statement: sa.Executable) -> list[Any]:
     """``statement``'s rows as mappings, on a connection of its own."""
     engine = db.create_engine(database_url)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import httpx
@@ -58,3 +59,15 @@ async def test_losing_the_database_is_503_with_retry_after(settings: Settings) -
         assert answer.status_code == 503
         assert answer.headers["retry-after"] == "1"
         assert answer.json()["error"]["code"] == "unavailable"
+
+
+async def test_readyz_names_a_part_that_is_wedged(settings: Settings) -> None:
+    app = create_app(settings)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+        watch = app.state.runtime.health.watch("the test's part", 0.0)
+        with watch.busy():
+            await asyncio.sleep(0.01)
+            wedged = await client.get("/readyz")
+        assert wedged.status_code == 503
+        assert wedged.json()["reason"].startswith("the test's part: one step has run for")
+        assert (await client.get("/readyz")).status_code == 200

@@ -42,7 +42,9 @@ async def test_a_missing_database_is_one_line_and_exit_2(
 
 
 async def test_serve_without_credentials_refuses_to_start(clean_env: dict[str, str]) -> None:
-    code, _, err = await run_icehook("serve", env={**clean_env, "ICEHOOK_API_KEYS": "k"})
+    code, _, err = await run_icehook(
+        "serve", env={**clean_env, "ICEHOOK_API_KEYS": "serve-api-key-0123"}
+    )
     assert code == 2
     assert_one_clear_line(err, "ALIBABA_CLOUD_ACCESS_KEY_ID")
 

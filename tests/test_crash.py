@@ -48,7 +48,7 @@ from tests.support import (
     wait_until_settled,
 )
 
-KEY_ID, SECRET, API_KEY = "crash-ak", "crash-secret", "crash-api-key"
+KEY_ID, SECRET, API_KEY = "crash-ak", "crash-secret", "crash-api-key-0123"
 OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out.mp4"}
 JOB_STATUS = {"Success": "succeeded", "Failed": "failed"}
 SUBMITTERS = 2

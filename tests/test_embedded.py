@@ -37,7 +37,7 @@ def env(clean_env: dict[str, str], data_dir: Path) -> dict[str, str]:
     return {
         **clean_env,
         "ICEHOOK_DATA_DIR": str(data_dir),
-        "ICEHOOK_API_KEYS": "test-key",
+        "ICEHOOK_API_KEYS": "test-key-0123456789",
         "ALIBABA_CLOUD_ACCESS_KEY_ID": "ak",
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "sk",
     }

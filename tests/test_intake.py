@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import inbox
+from app.lifecycle import Watch
 from app.models import CallbackOutcome, JobKind, JobStatus, jobs
 from app.models import callbacks as callbacks_table
 from app.queue import WORK, Waker
@@ -35,9 +36,16 @@ async def test_an_unknown_token_is_401_kept_with_the_peer_and_never_applied(
     database_url: str,
 ) -> None:
     async with stack(database_url, job_seconds=60) as s:
-        body = envelope("x", "Success", Padding="x" * 10_000)
+        body = json.dumps(envelope("x", "Success", Padding="x" * 10_000)).encode()
         answer = await s.callbacks.post(
-            "/callbacks/ice/not-a-token", json=body, headers={"x-request-id": "ice-1"}
+            "/callbacks/ice/not-a-token",
+            content=body,
+            headers={
+                "content-type": "application/json",
+                "x-request-id": "ice-1",
+                "x-big": "y" * 8000,
+                "user-agent": "u" * 500,
+            },
         )
         assert answer.status_code == 401
         assert answer.json()["error"]["code"] == "unauthorized"
@@ -45,7 +53,12 @@ async def test_an_unknown_token_is_401_kept_with_the_peer_and_never_applied(
         assert (row["outcome"], row["job_id"], row["peer"]) == ("rejected", None, "127.0.0.1")
         assert row["request_id"] == "ice-1", "the audit row names the request, as its logs do"
         assert row["detail"] == "unknown callback token"
-        assert len(row["body"]) == 4096, "of a rejected callback, the first 4 KiB are kept"
+        assert len(row["body"]) == inbox.KEPT_OF_REFUSED, "of a refused one, a short prefix"
+        assert row["headers"] == {
+            "body_bytes": len(body),
+            "user-agent": "u" * 200,
+            "content-type": "application/json",
+        }, "and a bounded summary of its headers, never all of them"
         assert row["dedup_key"] is None
         assert row["processed_at"] is not None
 
@@ -188,7 +201,7 @@ async def test_nul_and_lone_surrogates_in_a_callback_are_stored_not_refused(
 
 @pytest.fixture
 async def intake(engine: AsyncEngine) -> AsyncIterator[inbox.Intake]:
-    intake = inbox.Intake(engine, Waker(WORK))
+    intake = inbox.Intake(engine, Waker(WORK), 5.0, Watch("intake", 11.0))
     try:
         yield intake
     finally:
@@ -199,6 +212,7 @@ def received(token: str, n: int) -> inbox.Received:
     return inbox.Received(
         token_hash=token_hash(token),
         body=json.dumps(envelope("job", "Success", Seq=n)).encode(),
+        size=0,
         headers={"content-type": "application/json"},
         peer="127.0.0.1",
         request_id=f"request-{n}",
@@ -206,6 +220,7 @@ def received(token: str, n: int) -> inbox.Received:
         ice_job_id="job",
         ice_status="Success",
         reply=inbox.Reply(200, CallbackOutcome.PENDING, ""),
+        keep_if_refused=True,
     )
 
 

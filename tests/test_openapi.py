@@ -28,7 +28,7 @@ from app.settings import Settings
 from tests.conftest import _admin, with_database
 from tests.support import clean_environment, serve, serve_simulated, troubles
 
-API_KEY = "schema-api-key"
+API_KEY = "schema-api-key-0123"
 
 
 def _served_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, str]]:

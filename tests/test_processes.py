@@ -43,7 +43,7 @@ from tests.support import (
     wait_until_settled,
 )
 
-KEY_ID, SECRET, API_KEY = "procs-ak", "procs-secret", "procs-api-key"
+KEY_ID, SECRET, API_KEY = "procs-ak", "procs-secret", "procs-api-key-0123"
 JOBS, BATCHES, PROJECTS_PER_BATCH = 40, 2, 3
 OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out.mp4"}
 ICE_FINAL = {"Success", "Failed", "Finished"}

@@ -58,7 +58,7 @@ async def test_notify_wakes_a_listener_on_another_connection(
 ) -> None:
     listener = Waker(WORK)
     stopping = False
-    task = asyncio.create_task(listener.listen(database_url, lambda: stopping))
+    task = asyncio.create_task(listener.listen(database_url, lambda: stopping, 5.0))
     try:
         async with asyncio.timeout(30):
             while not listener.event.is_set():

@@ -29,7 +29,7 @@ def test_values_are_parsed() -> None:
         {
             "ICEHOOK_DATABASE_URL": "postgresql://u:p@db:5432/icehook",
             "ICEHOOK_PUBLIC_URL": "https://hooks.example.com/",
-            "ICEHOOK_API_KEYS": " a, b ,,",
+            "ICEHOOK_API_KEYS": " key-a-0123456789, key-b-0123456789 ,,",
             "ICEHOOK_ICE_REGION": "ap-southeast-1",
             "ICEHOOK_CALLBACK_AUTH_KEYS": "Old123,New456",
             "ICEHOOK_SWEEP_AFTER_SECONDS": "2.5",
@@ -38,7 +38,7 @@ def test_values_are_parsed() -> None:
         }
     )
     assert settings.public_url == "https://hooks.example.com"
-    assert settings.api_keys == ("a", "b")
+    assert settings.api_keys == ("key-a-0123456789", "key-b-0123456789")
     assert settings.ice_endpoint == "https://ice.ap-southeast-1.aliyuncs.com"
     assert settings.callback_auth_keys == ("Old123", "New456")
     assert settings.sweep_after_seconds == 2.5
@@ -61,6 +61,11 @@ def test_explicit_endpoint_wins_over_region() -> None:
         ("ICEHOOK_ICE_ENDPOINT", "not a url"),
         ("ICEHOOK_ICE_REGION", "cn shanghai"),
         ("ICEHOOK_API_KEYS", ",,"),
+        ("ICEHOOK_API_KEYS", "long-enough-key-0123,k"),  # a one-character key is guessed
+        ("ICEHOOK_HTTP_MAX_CONNECTIONS", "\u0663"),  # ٣: a digit, but not an ASCII one
+        ("ICEHOOK_HTTP_MAX_HEADER_BYTES", "512"),
+        ("ICEHOOK_DATABASE_TIMEOUT_SECONDS", "0"),
+        ("ICEHOOK_SHUTDOWN_TIMEOUT_SECONDS", "-1"),
         ("ICEHOOK_SWEEP_AFTER_SECONDS", "soon"),
         ("ICEHOOK_SWEEP_AFTER_SECONDS", "0"),
         ("ICEHOOK_SWEEP_AFTER_SECONDS", "nan"),
@@ -97,10 +102,10 @@ def test_secrets_stay_out_of_repr() -> None:
         {
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "very-secret",
             "ICEHOOK_CALLBACK_AUTH_KEYS": "AuthKey123",
-            "ICEHOOK_API_KEYS": "api-key-1",
+            "ICEHOOK_API_KEYS": "api-key-1-0123456789",
         }
     )
     text = repr(settings)
     assert "very-secret" not in text
     assert "AuthKey123" not in text
-    assert "api-key-1" not in text
+    assert "api-key-1-0123456789" not in text

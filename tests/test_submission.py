@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import uuid
 from typing import Any
 
@@ -44,6 +45,26 @@ from tests.stack import FINAL, KEY_ID, OUTPUT, SECRET, eventually, stack
         ({"ProjectId": "p\ud800", "OutputMediaConfig": OUTPUT}, "ProjectId"),
         ({"ProjectId": "p", "OutputMediaConfig": {"\x00": 1}}, "OutputMediaConfig"),
         ({"ProjectId": "p", "OutputMediaConfig": {"a": [[[["\ud800"]]]]}}, "OutputMediaConfig"),
+        # ...and what is not JSON at all, though Python's parser reads it.
+        ({"ProjectId": "p", "OutputMediaConfig": OUTPUT, "UserData": {"n": math.nan}}, "body"),
+        (
+            {"ProjectId": "p", "OutputMediaConfig": OUTPUT, "ProjectMetadata": '{"a": Infinity}'},
+            "ProjectMetadata",
+        ),
+        # The same checks inside a parameter given as JSON text.
+        (
+            {"ProjectId": "p", "OutputMediaConfig": OUTPUT, "UserData": '{"k": "\\u0000"}'},
+            "UserData",
+        ),
+        (
+            {"ProjectId": "p", "OutputMediaConfig": OUTPUT, "ProjectMetadata": "[" * 5000},
+            "ProjectMetadata",
+        ),
+        # Every parameter but Timeline goes in ICE's query string, which has a limit.
+        (
+            {"TemplateId": "t", "ClipsParam": {"a": "x" * 40_000}, "OutputMediaConfig": OUTPUT},
+            "ClipsParam",
+        ),
     ],
 )
 async def test_bad_submissions_are_422_naming_the_field(

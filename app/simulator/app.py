@@ -17,12 +17,11 @@ from datetime import UTC, datetime
 
 import httpx
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.errors import ApiError, BadRequest, ConfigError, NotFound, ValidationError, handle_error
+from app.errors import HANDLED, BadRequest, ConfigError, NotFound, ValidationError, handle_error
 from app.simulator.callbacks import MAX_IN_FLIGHT, CallbackDispatcher, CallbackLog
 from app.simulator.rpc import RpcService
 from app.simulator.settings import SimulatorSettings
@@ -127,15 +126,12 @@ def create_simulator_app(
             Route("/_sim/settings", settings_route, methods=["GET", "PATCH"]),
         ],
         lifespan=lifespan,
-        # ApiError and HTTPException listed on their own so they are answered without being
+        # The errors.HANDLED listed on their own so they are answered without being
         # re-raised to the server as unhandled errors (Starlette does that for Exception).
-        exception_handlers={
-            ApiError: handle_error,
-            HTTPException: handle_error,
-            Exception: handle_error,
-        },
+        exception_handlers={**dict.fromkeys(HANDLED, handle_error), Exception: handle_error},
     )
     app.state.simulator = simulator
+    app.router.redirect_slashes = False  # a redirect's address would come from the Host header
     return app
 
 

@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app import numbers
 from app.signing import RequestSignatureError, VerifiedRequest, verify_request
 from app.simulator.callbacks import CallbackDispatcher, batch_callback, job_callback
 from app.simulator.settings import SimulatorSettings
@@ -297,9 +298,10 @@ def _max_results(params: Params) -> int:
     text = _optional(params, "MaxResults")
     if text is None:
         return 10
-    if not text.isdecimal() or not 1 <= int(text) <= 100:
+    value = numbers.natural(text, 100)
+    if value is None or value < 1:
         raise invalid("MaxResults", "It must be an integer from 1 to 100.")
-    return int(text)
+    return value
 
 
 def _time_range(params: Params) -> tuple[float | None, float | None]:
