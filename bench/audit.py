@@ -17,7 +17,7 @@ Baselines in the same run: ``GET /healthz`` (the HTTP round trip) and
 row). Reported: p50, p90, p99 and maximum per kind, and each as a ratio against
 ``/healthz``. Target (issue 6): p99 under 20 ms for each of the three queries. Also
 printed once: the plan of every statement each query makes (``EXPLAIN (ANALYZE,
-BUFFERS)`` of the SQL ``app.audit`` sends, captured as it is sent), and the time of
+BUFFERS)`` of the SQL ``app.store.audit`` sends, captured as it is sent), and the time of
 ``GET /metrics`` on this database. Results: ``bench/results/audit.json`` and ``audit.md``.
 
 Seeding drops the tables' indexes and foreign keys, loads the rows with
@@ -37,16 +37,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import httpx
 from sqlalchemy import event
 
-from app import audit, db, metrics, schemas
-from app.models import JobStatus
+from app.core.queries import JobQuery
+from app.core.statuses import JobStatus
 from app.simulator import SimulatorSettings, create_simulator_app
+from app.store import audit, schema
+from app.store.engine import create_engine, create_sessionmaker
 from bench import common
 from tests.support import free_port, serve
 
@@ -214,7 +215,7 @@ ERROR_MESSAGE = (
 
 
 def _job_resource(status: str, updated_at: str) -> str:
-    """The job resource (``schemas.job_resource``) of seed row ``s`` at one of its steps."""
+    """The job resource (``core.events.job_resource``) of seed row ``s`` at one of its steps."""
     final = f"{status} IN ('succeeded', 'failed', 'finished', 'rejected')"
     return f"""jsonb_build_object(
       'id', s.id, 'ice_job_id', CASE WHEN s.outcome <> 'rejected' THEN s.ice_job_id END,
@@ -643,38 +644,32 @@ class Captured:
 
 async def plans(database_url: str, sample: Samples, rng: random.Random) -> dict[str, str]:
     """``EXPLAIN (ANALYZE, BUFFERS)`` of every statement each query sends, with the
-    parameters of one random request (the SQL is ``app.audit``'s own, captured as sent)."""
-    engine = db.create_engine(database_url, timeout=None)  # EXPLAIN ANALYZE of big scans
+    parameters of one random request (the SQL is ``app.store.audit``'s own, captured as sent)."""
+    engine = create_engine(database_url, timeout=None)  # EXPLAIN ANALYZE of big scans
     captured = Captured(engine)
-    sessionmaker = db.create_sessionmaker(engine)
+    sessionmaker = create_sessionmaker(engine)
     start = sample.first + timedelta(seconds=rng.uniform(0, 20 * 86400))
     queries: dict[str, Callable[[Any], Any]] = {
-        "lookup": lambda s: audit.list_jobs(
-            s, schemas.JobQuery(ice_job_id=rng.choice(sample.looked_up))
-        ),
-        "status_day (succeeded)": lambda s: audit.list_jobs(
+        "lookup": lambda s: audit.jobs(s, JobQuery(ice_job_id=rng.choice(sample.looked_up))),
+        "status_day (succeeded)": lambda s: audit.jobs(
             s,
-            schemas.JobQuery(
+            JobQuery(
                 status=JobStatus.SUCCEEDED,
                 created_after=start,
                 created_before=start + timedelta(days=1),
             ),
         ),
-        "status_day (processing)": lambda s: audit.list_jobs(
+        "status_day (processing)": lambda s: audit.jobs(
             s,
-            schemas.JobQuery(
+            JobQuery(
                 status=JobStatus.PROCESSING,
                 created_after=start,
                 created_before=start + timedelta(days=1),
             ),
         ),
-        "project": lambda s: audit.list_jobs(
-            s, schemas.JobQuery(project_id=rng.choice(sample.projects))
-        ),
+        "project": lambda s: audit.jobs(s, JobQuery(project_id=rng.choice(sample.projects))),
         "detail": lambda s: _detail(s, rng.choice(sample.jobs)[0]),
-        "metrics (GET /metrics)": lambda s: metrics.refresh(
-            SimpleNamespace(sessionmaker=lambda: _Same(s))  # type: ignore[arg-type]
-        ),
+        "metrics (GET /metrics)": audit.counts,
     }
     found: dict[str, str] = {}
     try:
@@ -698,23 +693,10 @@ async def plans(database_url: str, sample: Samples, rng: random.Random) -> dict[
     return found
 
 
-class _Same:
-    """``async with``: the given session (``metrics.refresh`` opens its own)."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    async def __aenter__(self) -> Any:
-        return self.session
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
-
-
 async def _detail(session: Any, raw: str) -> None:
     job = await audit.find_job(session, raw)
     assert job is not None, raw
-    await audit.timeline(session, job)
+    await audit.timeline(session, job["id"])
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -726,7 +708,7 @@ async def seeded_database(args: argparse.Namespace) -> AsyncIterator[tuple[str, 
     holds jobs already, and how seeding went."""
     async with common.database(args.server_url, args.database_url, keep=args.keep) as url:
         t0 = time.monotonic()
-        await db.upgrade_async(url)
+        await schema.upgrade_async(url)
         say(f"schema: alembic upgrade head in {time.monotonic() - t0:.1f} s")
         conn = await asyncpg.connect(common.plain_dsn(url))
         try:
@@ -941,7 +923,7 @@ ICE calls made by `serve` while measured: {calls}.
 
 ## Plans
 
-Each statement the query sends (captured from `app.audit` as it sends it) and
+Each statement the query sends (captured from `app.store.audit` as it sends it) and
 `EXPLAIN (ANALYZE, BUFFERS)` of it, run once after the measurement.
 
 {plans}

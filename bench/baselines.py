@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from app.db import async_url
+from app.store.engine import async_url
 
 CALLBACK_PATH = "/callbacks/ice/{token}"
 

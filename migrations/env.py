@@ -8,12 +8,11 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import app.models  # noqa: F401  (registers the tables on the metadata)
-from app import db
 from app.settings import Settings
+from app.store import embedded, engine, schema, tables
 
 config = context.config
-target_metadata = db.metadata
+target_metadata = tables.metadata
 
 
 def _database_url() -> str:
@@ -21,7 +20,8 @@ def _database_url() -> str:
     if url:
         return str(url)
     # Run as `alembic ...` by a developer: the same configuration as icehook itself.
-    return db.resolve_database_url(Settings.from_env(os.environ))
+    settings = Settings.from_env(os.environ)
+    return embedded.resolve_database_url(settings.database_url, settings.data_dir)
 
 
 def _run(connection: Connection) -> None:
@@ -32,17 +32,17 @@ def _run(connection: Connection) -> None:
         compare_server_default=True,
     )
     with context.begin_transaction():
-        connection.execute(db.MIGRATION_LOCK_SQL)
+        connection.execute(schema.MIGRATION_LOCK_SQL)
         context.run_migrations()
 
 
 async def _run_async() -> None:
-    engine = db.create_engine(_database_url(), timeout=None)  # a migration may take long
+    migrating = engine.create_engine(_database_url(), timeout=None)  # a migration may take long
     try:
-        async with engine.connect() as connection:
+        async with migrating.connect() as connection:
             await connection.run_sync(_run)
     finally:
-        await engine.dispose()
+        await migrating.dispose()
 
 
 if context.is_offline_mode():

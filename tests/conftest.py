@@ -18,8 +18,9 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app import db
 from app.settings import Settings
+from app.store import embedded, schema
+from app.store.engine import create_engine, create_sessionmaker
 from tests.support import clean_environment
 
 
@@ -38,7 +39,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("ICEHOOK_TEST_DATABASE_URL")
     if url:
         return url
-    return db.start_embedded(tmp_path_factory.mktemp("embedded"))
+    return embedded.start_embedded(tmp_path_factory.mktemp("embedded"))
 
 
 async def _admin(server_url: str, *statements: str) -> None:
@@ -54,7 +55,7 @@ async def _admin(server_url: str, *statements: str) -> None:
 async def template_name(server_url: str) -> AsyncIterator[str]:
     name = f"icehook_template_{uuid.uuid4().hex[:12]}"
     await _admin(server_url, f'CREATE DATABASE "{name}"')
-    await db.upgrade_async(with_database(server_url, name))
+    await schema.upgrade_async(with_database(server_url, name))
     yield name
     await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -79,14 +80,14 @@ async def database_url(server_url: str, template_name: str) -> AsyncIterator[str
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(database_url)
+    engine = create_engine(database_url)
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return db.create_sessionmaker(engine)
+    return create_sessionmaker(engine)
 
 
 @pytest.fixture

@@ -193,7 +193,7 @@ async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
     the connection, and what it sent may be lost: then b"" comes back."""
     chunks = []
     async with asyncio.timeout(seconds):
-        with contextlib.suppress(ConnectionResetError):
+        with contextlib.suppress(ConnectionError):  # reset, or a broken pipe
             while chunk := await reader.read(65536):
                 chunks.append(chunk)
     return b"".join(chunks)

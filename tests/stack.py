@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from app.main import create_app
 from app.settings import Settings
 from app.simulator import SimulatorSettings, create_simulator_app
+from app.wiring import create_app
 from tests.support import free_port, rows, serve
 
 KEY_ID, SECRET, API_KEY = "flow-ak", "flow-secret", "flow-api-key-0123"

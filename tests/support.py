@@ -25,11 +25,11 @@ import sqlalchemy as sa
 import uvicorn
 from starlette.types import ASGIApp
 
-from app import db
-from app.edge import EdgeLimits, server_config
-from app.jobs import RANK
-from app.models import JobStatus, job_events, jobs, outbox
-from app.models import callbacks as callbacks_table
+from app.core.statuses import RANK, JobStatus
+from app.http.edge import EdgeLimits, server_config
+from app.store.engine import create_engine
+from app.store.tables import callbacks as callbacks_table
+from app.store.tables import job_events, jobs, outbox
 
 
 @contextlib.asynccontextmanager
@@ -210,7 +210,7 @@ async def kill_all(procs: Iterable[asyncio.subprocess.Process]) -> None:
 
 
 def log_record(line: str) -> dict[str, Any] | None:
-    """A JSON log line's record (app/logs.py); None for any other line."""
+    """A JSON log line's record (app/telemetry/logs.py); None for any other line."""
     with contextlib.suppress(ValueError):
         record = json.loads(line)
         if isinstance(record, dict) and "level" in record:
@@ -238,7 +238,7 @@ FINAL = frozenset({"succeeded", "failed", "finished", "rejected"})
 
 async def rows(database_url: str, statement: sa.Executable) -> list[Any]:
     """``statement``'s rows as mappings, on a connection of its own."""
-    engine = db.create_engine(database_url)
+    engine = create_engine(database_url)
     try:
         async with engine.connect() as conn:
             return list((await conn.execute(statement)).mappings())

@@ -6,9 +6,14 @@ import asyncio
 import dataclasses
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 
-from app.main import create_app
+from app.core.health import Health
+from app.http.routes.service import ServiceRoutes
 from app.settings import Settings
+from app.store import schema
+from app.wiring import create_app
 from tests.support import serve
 
 
@@ -61,10 +66,15 @@ async def test_losing_the_database_is_503_with_retry_after(settings: Settings) -
         assert answer.json()["error"]["code"] == "unavailable"
 
 
-async def test_readyz_names_a_part_that_is_wedged(settings: Settings) -> None:
-    app = create_app(settings)
+async def test_readyz_names_a_part_that_is_wedged(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    health = Health()
+    service = ServiceRoutes(engine, sessionmaker, health, schema.head_revision())
+    app = Starlette(routes=service.routes())
     async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
-        watch = app.state.runtime.health.watch("the test's part", 0.0)
+        assert (await client.get("/readyz")).status_code == 200
+        watch = health.watch("the test's part", 0.0)
         with watch.busy():
             await asyncio.sleep(0.01)
             wedged = await client.get("/readyz")

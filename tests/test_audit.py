@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from app import db
-from app.models import jobs
+from app.store.engine import create_engine
+from app.store.tables import jobs
 from tests.receiver import receiver
 from tests.stack import Stack, envelope, eventually, stack
 
@@ -115,7 +115,7 @@ async def test_a_jobs_timeline_and_every_callback_with_how_it_was_judged(
 
 async def insert_jobs(database_url: str, count: int) -> None:
     """``count`` jobs in one transaction (so with one created_at)."""
-    engine = db.create_engine(database_url)
+    engine = create_engine(database_url)
     try:
         async with engine.begin() as conn:
             await conn.execute(

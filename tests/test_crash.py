@@ -29,11 +29,12 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from app import db
-from app.ice import IceClient, MediaProducingJob
-from app.models import callbacks as callbacks_table
-from app.models import jobs
+from app.core.answers import MediaProducingJob
+from app.ice.client import IceClient
 from app.settings import Settings
+from app.store.engine import create_engine
+from app.store.tables import callbacks as callbacks_table
+from app.store.tables import jobs
 from tests.receiver import receiver
 from tests.support import (
     check_history,
@@ -171,7 +172,7 @@ async def kill_in_a_stall(
     callback answered 200 in the stall is a callback lost. The stall is this test's own
     transaction holding a SHARE lock (reads go on; inserts and updates wait).
     """
-    engine = db.create_engine(database_url)
+    engine = create_engine(database_url)
     try:
         async with engine.begin() as conn:
             await conn.execute(sa.text("LOCK TABLE callbacks IN SHARE MODE"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from app.models import deliveries, job_events, jobs, subscriptions
+from app.store.tables import deliveries, job_events, jobs, subscriptions
 from tests.support import rows, run_icehook
 
 FINAL = {"succeeded", "failed", "finished", "rejected"}

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from app.edge import MAX_HEADERS, EdgeLimits
+from app.http.edge import MAX_HEADERS, EdgeLimits
 from tests.faults import closed_within, open_raw, send, trickle
 from tests.support import serve
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app import db
+from app.store import embedded
 from tests.support import free_port, start_icehook, stop, wait_ready
 
 
@@ -29,7 +29,7 @@ def postgres_pids(data_dir: Path) -> set[int]:
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "data"
     yield path
-    db.stop_embedded(path)  # whatever a failed test left running
+    embedded.stop_embedded(path)  # whatever a failed test left running
 
 
 @pytest.fixture

@@ -28,9 +28,9 @@ import httpx
 import psutil
 import sqlalchemy as sa
 
-from app.inbox import KEPT_OF_REFUSED
-from app.models import callbacks as callbacks_table
-from app.models import jobs, outbox
+from app.store.callbacks import KEPT_OF_REFUSED
+from app.store.tables import callbacks as callbacks_table
+from app.store.tables import jobs, outbox
 from tests.faults import closed_within, database_proxy, open_raw, send, trickle, trickling
 from tests.receiver import receiver
 from tests.support import (

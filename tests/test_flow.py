@@ -12,9 +12,9 @@ import json
 
 import sqlalchemy as sa
 
-from app.models import callbacks as callbacks_table
-from app.models import job_events, jobs, outbox
-from app.reconcile import Sweeper
+from app.flows.sweep import Sweeper
+from app.store.tables import callbacks as callbacks_table
+from app.store.tables import job_events, jobs, outbox
 from tests.stack import FINAL, OUTPUT, Stack, envelope, eventually, stack
 
 

@@ -18,11 +18,11 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from app import outbox
-from app.logs import Redactor
-from app.models import callbacks as callbacks_table
-from app.models import deliveries, jobs, subscriptions
-from app.signing import callback_signature
+from app.ice.signing import callback_signature
+from app.store.tables import callbacks as callbacks_table
+from app.store.tables import deliveries, jobs, subscriptions
+from app.telemetry.logs import Redactor
+from app.webhooks import addresses
 from tests.conftest import asyncpg_dsn
 from tests.receiver import receiver
 from tests.stack import FINAL, OUTPUT, envelope, eventually, stack
@@ -163,14 +163,14 @@ async def test_a_stored_url_that_cannot_be_requested_fails_its_attempts_and_ends
 def test_an_ipv6_address_carrying_a_private_ipv4_one_is_refused(
     address: str, leads_to: str
 ) -> None:
-    reason = outbox.refusal(ipaddress.ip_address(address), ())
+    reason = addresses.refusal(ipaddress.ip_address(address), ())
     assert reason is not None
     assert leads_to in reason
 
 
 def test_site_local_is_refused_and_public_6to4_is_not() -> None:
-    assert "site-local" in str(outbox.refusal(ipaddress.ip_address("fec0::1"), ()))
-    assert outbox.refusal(ipaddress.ip_address("2002:5db8:d822::1"), ()) is None
+    assert "site-local" in str(addresses.refusal(ipaddress.ip_address("fec0::1"), ()))
+    assert addresses.refusal(ipaddress.ip_address("2002:5db8:d822::1"), ()) is None
 
 
 async def test_a_host_lookup_that_never_answers_is_given_up(
@@ -180,11 +180,11 @@ async def test_a_host_lookup_that_never_answers_is_given_up(
         time.sleep(3)
         raise socket.gaierror("never")
 
-    monkeypatch.setattr(outbox, "RESOLVE_SECONDS", 0.5)
+    monkeypatch.setattr(addresses, "RESOLVE_SECONDS", 0.5)
     monkeypatch.setattr(socket, "getaddrinfo", stuck)
     started = time.monotonic()
-    with pytest.raises(outbox.Refused, match=r"no answer in 0\.5 s"):
-        await outbox.resolve("http://hooks.example.com/", ())
+    with pytest.raises(addresses.Refused, match=r"no answer in 0\.5 s"):
+        await addresses.resolve("http://hooks.example.com/", ())
     assert time.monotonic() - started < 2.5
 
 

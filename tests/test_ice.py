@@ -14,9 +14,9 @@ import aiohttp
 import httpx
 import pytest
 
-from app import signing
-from app.errors import IceError, IceJobNotFound
-from app.ice import IceClient
+from app.core.errors import IceError, IceJobNotFound
+from app.ice import signing
+from app.ice.client import IceClient
 from app.settings import Settings
 from app.simulator import SimulatorSettings, create_simulator_app
 from tests.support import serve

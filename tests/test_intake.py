@@ -15,13 +15,17 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app import inbox
-from app.lifecycle import Watch
-from app.models import CallbackOutcome, JobKind, JobStatus, jobs
-from app.models import callbacks as callbacks_table
-from app.queue import WORK, Waker
-from app.signing import callback_signature
-from app.submission import token_hash
+from app.core.health import Watch
+from app.core.judging import Reply
+from app.core.statuses import CallbackOutcome, JobKind, JobStatus
+from app.core.tokens import token_hash
+from app.flows import intake as intakes
+from app.flows.intake import Intake, Received
+from app.ice.signing import callback_signature
+from app.store.callbacks import KEPT_OF_REFUSED
+from app.store.notify import WORK, Waker
+from app.store.tables import callbacks as callbacks_table
+from app.store.tables import jobs
 from tests.stack import Stack, envelope, eventually, stack
 
 AUTH_KEY = "Rotation2Key"
@@ -53,7 +57,7 @@ async def test_an_unknown_token_is_401_kept_with_the_peer_and_never_applied(
         assert (row["outcome"], row["job_id"], row["peer"]) == ("rejected", None, "127.0.0.1")
         assert row["request_id"] == "ice-1", "the audit row names the request, as its logs do"
         assert row["detail"] == "unknown callback token"
-        assert len(row["body"]) == inbox.KEPT_OF_REFUSED, "of a refused one, a short prefix"
+        assert len(row["body"]) == KEPT_OF_REFUSED, "of a refused one, a short prefix"
         assert row["headers"] == {
             "body_bytes": len(body),
             "user-agent": "u" * 200,
@@ -200,16 +204,16 @@ async def test_nul_and_lone_surrogates_in_a_callback_are_stored_not_refused(
 
 
 @pytest.fixture
-async def intake(engine: AsyncEngine) -> AsyncIterator[inbox.Intake]:
-    intake = inbox.Intake(engine, Waker(WORK), 5.0, Watch("intake", 11.0))
+async def intake(engine: AsyncEngine) -> AsyncIterator[Intake]:
+    intake = Intake(engine, Waker(WORK), 5.0, Watch("intake", 11.0))
     try:
         yield intake
     finally:
         await intake.close()
 
 
-def received(token: str, n: int) -> inbox.Received:
-    return inbox.Received(
+def received(token: str, n: int) -> Received:
+    return Received(
         token_hash=token_hash(token),
         body=json.dumps(envelope("job", "Success", Seq=n)).encode(),
         size=0,
@@ -219,13 +223,13 @@ def received(token: str, n: int) -> inbox.Received:
         event_type="ProduceMediaComplete",
         ice_job_id="job",
         ice_status="Success",
-        reply=inbox.Reply(200, CallbackOutcome.PENDING, ""),
+        reply=Reply(200, CallbackOutcome.PENDING, ""),
         keep_if_refused=True,
     )
 
 
 async def test_callbacks_that_arrive_together_are_committed_together(
-    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], intake: inbox.Intake
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], intake: Intake
 ) -> None:
     job_id = await job_with_token(sessionmaker, "tok")
     statements: list[str] = []
@@ -251,7 +255,7 @@ async def test_callbacks_that_arrive_together_are_committed_together(
 
 
 async def test_a_callback_that_cannot_be_stored_fails_alone(
-    sessionmaker: async_sessionmaker[AsyncSession], intake: inbox.Intake
+    sessionmaker: async_sessionmaker[AsyncSession], intake: Intake
 ) -> None:
     await job_with_token(sessionmaker, "tok")
     poison = dataclasses.replace(received("tok", 99), headers={"x-bad": "\x00"})  # jsonb: no NUL
@@ -289,7 +293,7 @@ async def job_with_token(
 
 
 async def test_the_writer_replaces_a_lost_connection(
-    sessionmaker: async_sessionmaker[AsyncSession], intake: inbox.Intake
+    sessionmaker: async_sessionmaker[AsyncSession], intake: Intake
 ) -> None:
     job_id = await job_with_token(sessionmaker, "tok")
     assert await intake.store(received("tok", 1)) == job_id
@@ -308,7 +312,7 @@ def fields(status: str, job: str = "job", event: str = "ProduceMediaComplete") -
 
 
 async def test_late_callbacks_of_a_job_seen_final_are_judged_as_they_arrive(
-    sessionmaker: async_sessionmaker[AsyncSession], intake: inbox.Intake
+    sessionmaker: async_sessionmaker[AsyncSession], intake: Intake
 ) -> None:
     await job_with_token(sessionmaker, "tok", JobStatus.SUCCEEDED)
     hashed = token_hash("tok")
@@ -319,13 +323,11 @@ async def test_late_callbacks_of_a_job_seen_final_are_judged_as_they_arrive(
         for status in ("Success", "Processing", "Failed")
     }
     assert judged == {
-        "Success": inbox.Reply(200, CallbackOutcome.DUPLICATE, "already succeeded"),
-        "Processing": inbox.Reply(
+        "Success": Reply(200, CallbackOutcome.DUPLICATE, "already succeeded"),
+        "Processing": Reply(
             200, CallbackOutcome.STALE, "reports processing, job is already succeeded"
         ),
-        "Failed": inbox.Reply(
-            200, CallbackOutcome.REJECTED, "reports failed, but ICE says succeeded"
-        ),
+        "Failed": Reply(200, CallbackOutcome.REJECTED, "reports failed, but ICE says succeeded"),
     }
     other = intake.judge_late(hashed, fields("Success", job="another"))
     assert other is not None
@@ -333,7 +335,7 @@ async def test_late_callbacks_of_a_job_seen_final_are_judged_as_they_arrive(
 
 
 async def test_jobs_that_can_still_change_are_never_judged_at_intake(
-    sessionmaker: async_sessionmaker[AsyncSession], intake: inbox.Intake
+    sessionmaker: async_sessionmaker[AsyncSession], intake: Intake
 ) -> None:
     await job_with_token(sessionmaker, "running", JobStatus.PROCESSING, ice_job_id="running")
     await job_with_token(
@@ -346,10 +348,10 @@ async def test_jobs_that_can_still_change_are_never_judged_at_intake(
 
 async def test_the_intake_remembers_a_bounded_number_of_final_jobs(
     sessionmaker: async_sessionmaker[AsyncSession],
-    intake: inbox.Intake,
+    intake: Intake,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(inbox, "FINAL_JOBS_KEPT", 2)
+    monkeypatch.setattr(intakes, "FINAL_JOBS_KEPT", 2)
     for token in ("a", "b", "c"):
         await job_with_token(sessionmaker, token, JobStatus.FAILED, ice_job_id=token)
         await intake.store(received(token, 1))

@@ -10,26 +10,18 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.jobs import (
+from app.core.moves import Move
+from app.core.statuses import (
     RANK,
-    Move,
-    lock_job,
-    moves_forward,
-    record_status,
-    record_statuses,
-    status_from_ice,
-)
-from app.models import (
     TERMINAL_STATUSES,
     EventSource,
     JobKind,
     JobStatus,
-    deliveries,
-    job_events,
-    jobs,
-    outbox,
-    subscriptions,
+    moves_forward,
+    status_from_ice,
 )
+from app.store.jobs import lock, record_status, record_statuses
+from app.store.tables import deliveries, job_events, jobs, outbox, subscriptions
 
 
 async def new_job(session: AsyncSession, kind: JobKind = JobKind.JOB) -> uuid.UUID:
@@ -42,9 +34,9 @@ async def move(
     sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, to: JobStatus
 ) -> bool:
     async with sessionmaker.begin() as session:
-        job = await lock_job(session, job_id)
+        job = await lock(session, job_id)
         assert job is not None
-        row = await record_status(session, job, to, source=EventSource.RECONCILE, payload={"s": to})
+        row = await record_status(session, Move(job, to, EventSource.RECONCILE, {"s": to}))
         return row is not None
 
 
@@ -151,7 +143,7 @@ async def test_many_moves_are_recorded_together_each_with_its_own_event_and_mess
             )
         )
     async with sessionmaker.begin() as session:
-        locked = [job for job_id in ids if (job := await lock_job(session, job_id))]
+        locked = [job for job_id in ids if (job := await lock(session, job_id))]
         rows = await record_statuses(
             session,
             [
@@ -198,7 +190,7 @@ async def test_a_move_refuses_changes_to_columns_it_does_not_own(
 ) -> None:
     async with sessionmaker.begin() as session:
         job_id = await new_job(session)
-        job = await lock_job(session, job_id)
+        job = await lock(session, job_id)
         assert job is not None
         with pytest.raises(ValueError, match="callback_token_hash"):
             await record_statuses(

@@ -1,4 +1,5 @@
-"""Stopping in bounded time and telling a wedged part (app/lifecycle.py), without I/O."""
+"""Stopping in bounded time (app/flows/lifecycle.py) and telling a wedged part
+(app/core/health.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import time
 
 import pytest
 
-from app import lifecycle
-from app.lifecycle import Health, Shutdown, Watch
+from app.core.health import Health, Watch
+from app.flows import lifecycle
+from app.flows.lifecycle import Shutdown
 
 
 def test_a_watch_reports_a_step_that_runs_too_long_and_progress_resets_it() -> None:

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import logs
-from app.main import create_app
 from app.settings import Settings
+from app.telemetry import logs
+from app.wiring import create_app
 from tests.receiver import receiver
 from tests.stack import OUTPUT, eventually
 from tests.support import log_record, serve, serve_simulated
@@ -153,7 +153,7 @@ async def test_each_request_has_an_id_in_its_answer_and_its_log_lines(
     assert given.headers["x-request-id"] == "r-7"
     assert made.headers["x-request-id"] not in ("", "not a plain token")
     assert again.headers["x-request-id"] != made.headers["x-request-id"]
-    warning = next(r for r in records(captured) if r["logger"] == "app.errors")
+    warning = next(r for r in records(captured) if r["logger"] == "app.http.errors")
     assert warning["request_id"] == "r-7"
     assert "/callbacks/ice/<token>" in warning["message"]
     assert "secret-callback-token" not in captured.getvalue()
@@ -174,7 +174,7 @@ async def test_an_unexpected_error_is_a_500_logged_once_with_the_request_id(
     assert answer.json()["error"]["code"] == "internal_error"
     assert answer.headers["x-request-id"] == "bug-1"
     (logged,) = [r for r in records(captured) if r["level"] == "ERROR"]
-    assert (logged["logger"], logged["request_id"]) == ("app.errors", "bug-1")
+    assert (logged["logger"], logged["request_id"]) == ("app.http.errors", "bug-1")
     assert "RuntimeError: a bug" in logged["exc_info"]
 
 

@@ -12,19 +12,20 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-import app.models  # noqa: F401  (registers the tables)
-from app import db
+from app.store import schema
+from app.store.engine import create_engine
+from app.store.tables import metadata
 
 
 def _drift(sync_conn: sa.Connection) -> list[object]:
     context = MigrationContext.configure(
         sync_conn, opts={"compare_type": True, "compare_server_default": True}
     )
-    return list(compare_metadata(context, db.metadata))
+    return list(compare_metadata(context, metadata))
 
 
 async def _tables(url: str) -> set[str]:
-    engine = db.create_engine(url)
+    engine = create_engine(url)
     try:
         async with engine.connect() as conn:
             names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
@@ -35,16 +36,16 @@ async def _tables(url: str) -> set[str]:
 
 async def test_upgrade_downgrade_upgrade_leaves_no_drift(empty_database_url: str) -> None:
     url = empty_database_url
-    await db.upgrade_async(url)
+    await schema.upgrade_async(url)
     assert {"jobs", "job_events", "callbacks", "outbox", "deliveries"} <= await _tables(url)
 
-    await asyncio.to_thread(db.downgrade, url, "base")
+    await asyncio.to_thread(schema.downgrade, url, "base")
     assert await _tables(url) <= {"alembic_version"}
 
-    await db.upgrade_async(url)
-    engine = db.create_engine(url)
+    await schema.upgrade_async(url)
+    engine = create_engine(url)
     try:
-        assert await db.current_revision(engine) == db.head_revision()
+        assert await schema.current_revision(engine) == schema.head_revision()
         async with engine.connect() as conn:
             assert await conn.run_sync(_drift) == []
     finally:
@@ -64,15 +65,15 @@ async def test_concurrent_migrate_processes_are_serialised(
     for proc in procs:
         _, stderr = await proc.communicate()
         assert proc.returncode == 0, stderr.decode()
-    engine = db.create_engine(empty_database_url)
+    engine = create_engine(empty_database_url)
     try:
-        assert await db.current_revision(engine) == db.head_revision()
+        assert await schema.current_revision(engine) == schema.head_revision()
     finally:
         await engine.dispose()
 
 
 def test_revisions_are_date_stamped_and_named_after_their_id() -> None:
-    scripts = list(ScriptDirectory.from_config(db.alembic_config()).walk_revisions())
+    scripts = list(ScriptDirectory.from_config(schema.alembic_config()).walk_revisions())
     assert scripts
     for script in scripts:
         assert re.fullmatch(r"20\d{6}_\d{4}", script.revision), script.revision

@@ -19,12 +19,16 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
-from app import api, openapi, schemas
-from app.errors import ValidationError
-from app.main import create_app
+from app.core.errors import ValidationError
+from app.http import openapi
+from app.http.contracts.callbacks import parse_callback_query
+from app.http.contracts.common import encode_cursor, encode_id_cursor
+from app.http.contracts.deliveries import parse_delivery_query
+from app.http.contracts.jobs import parse_job_query
 from app.settings import Settings
+from app.wiring import create_app
 from tests.conftest import _admin, with_database
 from tests.support import clean_environment, serve, serve_simulated, troubles
 
@@ -41,9 +45,15 @@ def _served_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, s
                     yield prefix + route.path, method.lower()
 
 
-def test_every_route_is_described(settings: Settings) -> None:
-    document = openapi.document(api.routes)
-    served = set(_served_routes(create_app(settings).routes))
+@pytest.fixture
+def routes(settings: Settings) -> list[BaseRoute]:
+    """The routes ``serve`` serves (the app is built, not started: nothing connects)."""
+    return create_app(settings).routes
+
+
+def test_every_route_is_described(routes: list[BaseRoute]) -> None:
+    document = openapi.document(routes)
+    served = set(_served_routes(routes))
     described = {(path, method) for path, item in document["paths"].items() for method in item}
     assert served == described
     assert document["openapi"].startswith("3.1")
@@ -53,18 +63,18 @@ def test_every_route_is_described(settings: Settings) -> None:
             assert operation["responses"], (method, path)
 
 
-def test_a_route_without_a_declaration_fails_the_description() -> None:
+def test_a_route_without_a_declaration_fails_the_description(routes: list[BaseRoute]) -> None:
     async def undeclared(request: Any) -> None:
         raise AssertionError
 
     with pytest.raises(LookupError, match=r"GET /v1/new .*has no @operation"):
-        openapi.document([*api.routes, Mount("/v1", routes=[Route("/new", undeclared)])])
+        openapi.document([*routes, Mount("/v1", routes=[Route("/new", undeclared)])])
 
 
 LIST_PARSERS = {
-    "/v1/jobs": (schemas.parse_job_query, schemas.encode_cursor(datetime.now(UTC), uuid.uuid4())),
-    "/v1/callbacks": (schemas.parse_callback_query, schemas.encode_id_cursor(7)),
-    "/v1/deliveries": (schemas.parse_delivery_query, schemas.encode_id_cursor(7)),
+    "/v1/jobs": (parse_job_query, encode_cursor(datetime.now(UTC), uuid.uuid4())),
+    "/v1/callbacks": (parse_callback_query, encode_id_cursor(7)),
+    "/v1/deliveries": (parse_delivery_query, encode_id_cursor(7)),
 }
 
 
@@ -84,10 +94,12 @@ def _sample(schema: dict[str, Any], components: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("path", sorted(LIST_PARSERS))
-def test_each_described_query_parameter_is_one_the_parser_takes(path: str) -> None:
+def test_each_described_query_parameter_is_one_the_parser_takes(
+    path: str, routes: list[BaseRoute]
+) -> None:
     """A valid value of every parameter the description lists passes the parser, and a
     parameter it does not list is refused."""
-    document = openapi.document(api.routes)
+    document = openapi.document(routes)
     components = document["components"]["schemas"]
     parse, cursor = LIST_PARSERS[path]
     listed = document["paths"][path]["get"]["parameters"]
@@ -100,18 +112,19 @@ def test_each_described_query_parameter_is_one_the_parser_takes(path: str) -> No
         parse({"colour": "red"})
 
 
-def test_resources_list_every_field_as_required() -> None:
+def test_resources_list_every_field_as_required(routes: list[BaseRoute]) -> None:
     """Every key of a resource is always present (null when unknown)."""
-    components = openapi.document(api.routes)["components"]["schemas"]
-    for name in ("Job", "Event", "Callback", "Subscription", "Delivery", "Attempt"):
+    components = openapi.document(routes)["components"]["schemas"]
+    for name in ("Job", "Event", "Callback", "Subscription", "Delivery", "DeliveryAttempt"):
         assert set(components[name]["properties"]) == set(components[name]["required"]), name
 
 
 async def test_public_and_keyed_operations_are_as_described(settings: Settings) -> None:
     """Without a key, every operation the description secures is refused by the key check
     (401 with WWW-Authenticate: Bearer), and no other."""
-    document = openapi.document(api.routes)
-    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+    app = create_app(settings)
+    document = openapi.document(app.routes)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
         for path, item in document["paths"].items():
             concrete = re.sub(r"{\w+}", "1", path)
             for method, operation in item.items():
@@ -122,11 +135,12 @@ async def test_public_and_keyed_operations_are_as_described(settings: Settings) 
 
 
 async def test_openapi_json_and_docs_are_served(settings: Settings) -> None:
-    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+    app = create_app(settings)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
         served = await client.get("/openapi.json")
         docs = await client.get("/docs")
     assert served.status_code == 200
-    assert served.json() == openapi.document(api.routes)
+    assert served.json() == openapi.document(app.routes)
     assert docs.status_code == 200
     assert docs.headers["content-type"].startswith("text/html")
     assert 'url: "openapi.json"' in docs.text

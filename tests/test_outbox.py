@@ -21,10 +21,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
-from app import outbox
-from app.models import deliveries, delivery_attempts, jobs, subscriptions
-from app.models import outbox as messages
+from app.core.delivery import Attempt, next_delay, parse_retry_after, verdict
+from app.core.moves import Move
+from app.core.statuses import EventSource, JobStatus
 from app.settings import Settings
+from app.store import deliveries as store_deliveries
+from app.store import jobs as store_jobs
+from app.store.tables import deliveries, delivery_attempts, jobs, subscriptions
+from app.webhooks import addresses
+from app.webhooks.sender import send
+from app.webhooks.signing import signing_secrets
 from tests.receiver import Receiver, receiver
 from tests.stack import Stack, eventually, stack
 
@@ -203,22 +209,22 @@ async def test_a_loopback_subscriber_is_refused_unless_its_network_is_allowed(
 def test_the_retry_schedule_has_jitter_and_honours_retry_after() -> None:
     rng = random.Random(7)
     schedule = (5.0, 30.0, 120.0)
-    delays = [outbox.next_delay(schedule, n, None, rng) for n in (1, 2, 3)]
+    delays = [next_delay(schedule, n, None, rng) for n in (1, 2, 3)]
     for delay, step in zip(delays, schedule, strict=True):
         assert delay is not None
         assert step * 0.8 <= delay <= step * 1.2
-    assert outbox.next_delay(schedule, 4, None, rng) is None, "after the schedule: dead"
-    delay = outbox.next_delay(schedule, 1, 90.0, rng)
+    assert next_delay(schedule, 4, None, rng) is None, "after the schedule: dead"
+    delay = next_delay(schedule, 1, 90.0, rng)
     assert delay == 90.0, "never sooner than Retry-After"
-    assert outbox.next_delay(schedule, 1, 10**9, rng) == 120.0, "but not past the schedule"
+    assert next_delay(schedule, 1, 10**9, rng) == 120.0, "but not past the schedule"
 
 
 def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-    assert outbox.parse_retry_after("120", now) == 120.0
-    assert outbox.parse_retry_after("Mon, 30 Nov 2026 12:01:00 GMT", now) == 60.0
-    assert outbox.parse_retry_after("soon", now) is None
-    assert outbox.parse_retry_after(None, now) is None
+    assert parse_retry_after("120", now) == 120.0
+    assert parse_retry_after("Mon, 30 Nov 2026 12:01:00 GMT", now) == 60.0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
 
 
 @pytest.mark.parametrize(
@@ -237,26 +243,26 @@ def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     ],
 )
 def test_addresses_that_are_not_public_are_refused(address: str, reason: str) -> None:
-    refused = outbox.refusal(ipaddress.ip_address(address), ())
+    refused = addresses.refusal(ipaddress.ip_address(address), ())
     assert refused is not None
     assert reason in refused
 
 
 def test_an_allowed_network_admits_its_addresses() -> None:
     allowed = (ipaddress.ip_network("127.0.0.0/8"),)
-    assert outbox.refusal(ipaddress.ip_address("127.0.0.5"), allowed) is None
-    assert outbox.refusal(ipaddress.ip_address("10.0.0.1"), allowed) is not None
-    assert outbox.refusal(ipaddress.ip_address("93.184.216.34"), ()) is None
+    assert addresses.refusal(ipaddress.ip_address("127.0.0.5"), allowed) is None
+    assert addresses.refusal(ipaddress.ip_address("10.0.0.1"), allowed) is not None
+    assert addresses.refusal(ipaddress.ip_address("93.184.216.34"), ()) is None
 
 
 async def test_the_request_goes_to_the_checked_address_and_keeps_its_host() -> None:
     allowed = (ipaddress.ip_network("127.0.0.0/8"),)
-    plain = await outbox.resolve("http://localhost:8080/hook?x=1", allowed)
-    assert plain == outbox.Target("http://127.0.0.1:8080/hook?x=1", "localhost:8080", None)
-    tls = await outbox.resolve("https://localhost/hook", allowed)
-    assert tls == outbox.Target("https://127.0.0.1:443/hook", "localhost", "localhost")
-    with pytest.raises(outbox.Refused, match="loopback"):
-        await outbox.resolve("http://localhost/hook", ())
+    plain = await addresses.resolve("http://localhost:8080/hook?x=1", allowed)
+    assert plain == addresses.Target("http://127.0.0.1:8080/hook?x=1", "localhost:8080", None)
+    tls = await addresses.resolve("https://localhost/hook", allowed)
+    assert tls == addresses.Target("https://127.0.0.1:443/hook", "localhost", "localhost")
+    with pytest.raises(addresses.Refused, match="loopback"):
+        await addresses.resolve("http://localhost/hook", ())
 
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -288,7 +294,7 @@ async def test_a_delivery_is_signed_sent_to_the_checked_address_and_not_redirect
         return httpx.Response(302, headers={"location": "http://10.0.0.1/"}, content=body)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        attempt = await outbox.send(client, a_delivery(), LOOPBACK, datetime.now(UTC))
+        attempt = await send(client, a_delivery(), LOOPBACK, datetime.now(UTC))
     (request,) = seen
     assert (request.url.host, request.headers["host"]) == ("127.0.0.1", "localhost:8080")
     payload = Webhook(SECRET).verify(request.content.decode(), dict(request.headers))
@@ -306,10 +312,10 @@ async def test_a_failed_request_is_an_attempt_with_its_error() -> None:
         raise aiohttp.ServerDisconnectedError()  # one the transport lets through
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        attempt = await outbox.send(client, a_delivery(), LOOPBACK, datetime.now(UTC))
-        refused = await outbox.send(client, a_delivery(), Settings(), datetime.now(UTC))
+        attempt = await send(client, a_delivery(), LOOPBACK, datetime.now(UTC))
+        refused = await send(client, a_delivery(), Settings(), datetime.now(UTC))
     async with httpx.AsyncClient(transport=httpx.MockTransport(dropped)) as client:
-        lost = await outbox.send(client, a_delivery(), LOOPBACK, datetime.now(UTC))
+        lost = await send(client, a_delivery(), LOOPBACK, datetime.now(UTC))
     assert lost.error is not None
     assert lost.error.startswith("ServerDisconnectedError")
     assert attempt.status_code is None
@@ -322,20 +328,23 @@ async def test_a_failed_request_is_an_attempt_with_its_error() -> None:
 def test_a_rotated_out_secret_signs_only_during_its_overlap() -> None:
     now = datetime.now(UTC)
     row = {"secret": "new", "previous_secret": "old", "previous_secret_until": now}
-    assert outbox.signing_secrets(row, now - timedelta(seconds=1)) == ["new", "old"]
-    assert outbox.signing_secrets(row, now + timedelta(seconds=1)) == ["new"]
+    assert signing_secrets(row, now - timedelta(seconds=1)) == ["new", "old"]
+    assert signing_secrets(row, now + timedelta(seconds=1)) == ["new"]
 
 
 async def record(
     session: AsyncSession,
     delivery: Mapping[Any, Any],
-    attempt: outbox.Attempt,
+    attempt: Attempt,
     settings: Settings,
     rng: random.Random,
 ) -> str:
-    """``outbox.record_all`` for one delivery."""
-    (status,) = await outbox.record_all(session, [(delivery, attempt)], settings, rng)
-    return status
+    """Record one delivery's ``attempt`` (``store.deliveries.record``); its new status."""
+    judged = verdict(attempt, delivery["attempts"], settings.delivery_retry_schedule, rng)
+    await store_deliveries.record(
+        session, [(delivery, attempt, judged)], settings.webhook_disable_after_seconds
+    )
+    return judged.status.value
 
 
 async def two_events(sessionmaker: async_sessionmaker[AsyncSession]) -> uuid.UUID:
@@ -348,17 +357,21 @@ async def two_events(sessionmaker: async_sessionmaker[AsyncSession]) -> uuid.UUI
             )
         )
         await session.execute(
-            sa.insert(jobs).values(id=job_id, kind="job", status="processing", ice_job_id="j")
+            sa.insert(jobs).values(id=job_id, kind="job", status="submitted", ice_job_id="j")
         )
-        for n, kind in enumerate(("job.processing", "job.succeeded")):
-            message = (
-                sa.insert(messages)
-                .values(event_id=f"msg_{n}", job_id=job_id, event_type=kind, payload={})
-                .returning(messages.c.id, messages.c.job_id, messages.c.event_type)
-                .cte("message")
-            )
-            await session.execute(outbox.fan_out(message))
+    for status in (JobStatus.PROCESSING, JobStatus.SUCCEEDED):
+        await move(sessionmaker, job_id, status)
     return subscription_id
+
+
+async def move(
+    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, status: JobStatus
+) -> None:
+    """Record ``status`` of ``job_id``: its event, message and deliveries."""
+    async with sessionmaker.begin() as session:
+        job = await store_jobs.lock(session, job_id)
+        assert job is not None
+        await store_jobs.record_status(session, Move(job, status, EventSource.CALLBACK, None))
 
 
 async def test_a_jobs_next_event_waits_until_the_earlier_one_is_delivered_or_dead(
@@ -368,20 +381,22 @@ async def test_a_jobs_next_event_waits_until_the_earlier_one_is_delivered_or_dea
     settings = Settings(delivery_retry_schedule=(0.001,))
     rng = random.Random(1)
     async with sessionmaker.begin() as session:
-        (first,) = await outbox.claim(session, limit=10, lease_seconds=60)
-    assert first["event_id"] == "msg_0"
+        (first,) = await store_deliveries.claim(session, limit=10, lease_seconds=60)
+    assert first["payload"]["type"] == "job.processing"
     async with sessionmaker.begin() as session:
-        assert await outbox.claim(session, limit=10, lease_seconds=60) == [], "leased, or next"
-        failed = outbox.Attempt(status_code=500)
+        assert await store_deliveries.claim(session, limit=10, lease_seconds=60) == [], (
+            "leased, or next"
+        )
+        failed = Attempt(status_code=500)
         assert await record(session, first, failed, settings, rng) == "pending"
     await asyncio.sleep(0.01)
     async with sessionmaker.begin() as session:
-        (again,) = await outbox.claim(session, limit=10, lease_seconds=60)
-        assert again["event_id"] == "msg_0", "the same event again, not the next one"
+        (again,) = await store_deliveries.claim(session, limit=10, lease_seconds=60)
+        assert again["event_id"] == first["event_id"], "the same event again, not the next one"
         assert await record(session, again, failed, settings, rng) == "dead"
     async with sessionmaker.begin() as session:
-        (second,) = await outbox.claim(session, limit=10, lease_seconds=60)
-    assert second["event_id"] == "msg_1"
+        (second,) = await store_deliveries.claim(session, limit=10, lease_seconds=60)
+    assert second["payload"]["type"] == "job.succeeded"
 
 
 async def test_410_gone_disables_the_subscription(
@@ -389,14 +404,16 @@ async def test_410_gone_disables_the_subscription(
 ) -> None:
     subscription_id = await two_events(sessionmaker)
     async with sessionmaker.begin() as session:
-        (first,) = await outbox.claim(session, limit=10, lease_seconds=60)
-        gone = outbox.Attempt(status_code=410)
+        (first,) = await store_deliveries.claim(session, limit=10, lease_seconds=60)
+        gone = Attempt(status_code=410)
         assert await record(session, first, gone, Settings(), random.Random()) == "dead"
     async with sessionmaker.begin() as session:
         row = (await session.execute(sa.select(subscriptions))).mappings().one()
         assert (row["id"], row["enabled"]) == (subscription_id, False)
         assert "410" in row["disabled_reason"]
-        assert await outbox.claim(session, limit=10, lease_seconds=60) == [], "held while off"
+        assert await store_deliveries.claim(session, limit=10, lease_seconds=60) == [], (
+            "held while off"
+        )
 
 
 async def test_a_subscription_failing_for_too_long_is_disabled_and_a_success_clears_it(
@@ -406,10 +423,10 @@ async def test_a_subscription_failing_for_too_long_is_disabled_and_a_success_cle
     settings = Settings(delivery_retry_schedule=(0.001,) * 5, webhook_disable_after_seconds=3600)
     rng = random.Random(1)
     async with sessionmaker.begin() as session:
-        (first,) = await outbox.claim(session, limit=1, lease_seconds=60)
-        await record(session, first, outbox.Attempt(status_code=200), settings, rng)
-        (second,) = await outbox.claim(session, limit=1, lease_seconds=60)
-        await record(session, second, outbox.Attempt(error="refused"), settings, rng)
+        (first,) = await store_deliveries.claim(session, limit=1, lease_seconds=60)
+        await record(session, first, Attempt(status_code=200), settings, rng)
+        (second,) = await store_deliveries.claim(session, limit=1, lease_seconds=60)
+        await record(session, second, Attempt(error="refused"), settings, rng)
         row = (await session.execute(sa.select(subscriptions))).mappings().one()
         assert row["enabled"], "failing, not yet for long"
         assert row["failing_since"] is not None
@@ -418,8 +435,8 @@ async def test_a_subscription_failing_for_too_long_is_disabled_and_a_success_cle
         )
     await asyncio.sleep(0.01)
     async with sessionmaker.begin() as session:
-        (second,) = await outbox.claim(session, limit=1, lease_seconds=60)
-        await record(session, second, outbox.Attempt(status_code=503), settings, rng)
+        (second,) = await store_deliveries.claim(session, limit=1, lease_seconds=60)
+        await record(session, second, Attempt(status_code=503), settings, rng)
         row = (await session.execute(sa.select(subscriptions))).mappings().one()
         assert not row["enabled"]
         assert "every delivery has failed since" in row["disabled_reason"]
@@ -437,32 +454,30 @@ async def test_deliveries_finished_together_are_recorded_together(
                 id=subscription_id, url="http://localhost/hook", event_types=["*"], secret=SECRET
             )
         )
-        for n in range(3):
-            job_id = uuid.uuid4()
+        job_ids = [uuid.uuid4() for _ in range(3)]
+        for n, job_id in enumerate(job_ids):
             await session.execute(
                 sa.insert(jobs).values(
-                    id=job_id, kind="job", status="succeeded", ice_job_id=f"j{n}"
+                    id=job_id, kind="job", status="processing", ice_job_id=f"j{n}"
                 )
             )
-            message = (
-                sa.insert(messages)
-                .values(event_id=f"msg_{n}", job_id=job_id, event_type="job.succeeded", payload={})
-                .returning(messages.c.id, messages.c.job_id, messages.c.event_type)
-                .cte("message")
-            )
-            await session.execute(outbox.fan_out(message))
+    for job_id in job_ids:
+        await move(sessionmaker, job_id, JobStatus.SUCCEEDED)
     settings = Settings(delivery_retry_schedule=(60.0,))
     async with sessionmaker.begin() as session:
-        claimed = await outbox.claim(session, limit=10, lease_seconds=60)
+        claimed = await store_deliveries.claim(session, limit=10, lease_seconds=60)
         attempts = [
-            outbox.Attempt(status_code=200, latency_ms=1.0, excerpt="ok"),
-            outbox.Attempt(status_code=500, latency_ms=2.0, excerpt="no"),
-            outbox.Attempt(status_code=204, latency_ms=3.0, excerpt=""),
+            Attempt(status_code=200, latency_ms=1.0, excerpt="ok"),
+            Attempt(status_code=500, latency_ms=2.0, excerpt="no"),
+            Attempt(status_code=204, latency_ms=3.0, excerpt=""),
         ]
-        statuses = await outbox.record_all(
-            session, list(zip(claimed, attempts, strict=True)), settings, random.Random(1)
-        )
-    assert statuses == ["delivered", "pending", "delivered"]
+        rng = random.Random(1)
+        judged = [
+            (delivery, attempt, verdict(attempt, 0, settings.delivery_retry_schedule, rng))
+            for delivery, attempt in zip(claimed, attempts, strict=True)
+        ]
+        await store_deliveries.record(session, judged, settings.webhook_disable_after_seconds)
+    assert [v.status for _, _, v in judged] == ["delivered", "pending", "delivered"]
     async with sessionmaker() as session:
         rows = {row["id"]: row for row in (await session.execute(sa.select(deliveries))).mappings()}
         logged = (

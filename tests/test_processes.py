@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from app.models import callbacks as callbacks_table
-from app.models import jobs
+from app.store.tables import callbacks as callbacks_table
+from app.store.tables import jobs
 from tests.support import (
     check_history,
     free_port,
@@ -72,7 +72,7 @@ def confirmations(process: str, log: Path) -> list[Confirmation]:
     started: dict[str, list[datetime]] = defaultdict(list)
     for line in log.read_text(errors="replace").splitlines():
         record = log_record(line)
-        if record is None or record["logger"] != "app.reconcile":
+        if record is None or record["logger"] != "app.flows.confirm":
             continue
         match = CONFIRM.match(record["message"])
         if match is None:

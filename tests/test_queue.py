@@ -8,8 +8,10 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.models import JobKind, JobStatus, jobs
-from app.queue import WORK, Waker, claim_jobs, notify, release
+from app.core.statuses import JobKind, JobStatus
+from app.store import leases
+from app.store.notify import WORK, Waker, notify
+from app.store.tables import jobs
 
 
 async def make_jobs(sessionmaker: async_sessionmaker[AsyncSession], n: int) -> set[uuid.UUID]:
@@ -26,7 +28,7 @@ async def claim(
     sessionmaker: async_sessionmaker[AsyncSession], limit: int, lease: float = 60
 ) -> list[uuid.UUID]:
     async with sessionmaker.begin() as session:
-        return await claim_jobs(session, sa.true(), limit=limit, lease_seconds=lease)
+        return await leases.claim(session, sa.true(), limit=limit, lease_seconds=lease)
 
 
 async def test_concurrent_claims_never_share_a_job(
@@ -49,7 +51,7 @@ async def test_a_released_or_expired_lease_is_claimed_again(
     await asyncio.sleep(0.3)  # the holder died: its lease runs out
     assert await claim(sessionmaker, 1) == [job_id]
     async with sessionmaker.begin() as session:
-        await session.execute(release(job_id))
+        await leases.release(session, [job_id])
     assert await claim(sessionmaker, 1) == [job_id]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import ConfigError
+from app.core.errors import ConfigError
 from app.settings import DEFAULT_RETRY_SCHEDULE, Settings, log_format_from_env
 
 

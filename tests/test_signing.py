@@ -24,9 +24,9 @@ from darabonba.core import DaraCore
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-import app.signing
-from app.errors import SignatureError
-from app.signing import (
+import app.ice.signing
+from app.core.errors import SignatureError
+from app.ice.signing import (
     EMPTY_SHA256,
     V3_ALGORITHM,
     RequestSignatureError,
@@ -827,7 +827,7 @@ def test_callback_tries_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(auth_key)
         return callback_signature(url, timestamp, auth_key)
 
-    monkeypatch.setattr(app.signing, "callback_signature", counting)
+    monkeypatch.setattr(app.ice.signing, "callback_signature", counting)
     _callback(keys=(CB_KEY, "NewKey456", "ThirdKey789"))
     assert calls == [CB_KEY, "NewKey456", "ThirdKey789"]
 

@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from app.errors import ConfigError
-from app.signing import canonical_query, percent_encode, sign_v2, sign_v3, v2_params, v3_headers
+from app.core.errors import ConfigError
+from app.ice.signing import canonical_query, percent_encode, sign_v2, sign_v3, v2_params, v3_headers
 from app.simulator import SimulatorSettings, create_simulator_app
 from app.simulator import callbacks as callbacks_module
 from app.simulator.callbacks import MAX_IN_FLIGHT_PER_RECEIVER

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.ice import IceClient
+from app.ice.client import IceClient
 from app.settings import Settings
 from tests.stack import FINAL, KEY_ID, OUTPUT, SECRET, eventually, stack
 

@@ -21,7 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.errors import HANDLED, BadRequest, ConfigError, NotFound, ValidationError, handle_error
+from app.core.errors import BadRequest, ConfigError, NotFound, ValidationError
+from app.http.errors import HANDLED, handle_error
 from app.simulator.callbacks import MAX_IN_FLIGHT, CallbackDispatcher, CallbackLog
 from app.simulator.rpc import RpcService
 from app.simulator.settings import SimulatorSettings

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from app.signing import callback_signature
+from app.ice.signing import callback_signature
 from app.simulator.settings import SimulatorSettings
 from app.simulator.state import Batch, Clock, Job, ice_time, iso_time, parse_json_object
 

@@ -31,8 +31,8 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app import numbers
-from app.signing import RequestSignatureError, VerifiedRequest, verify_request
+from app.core.parsing import natural
+from app.ice.signing import RequestSignatureError, VerifiedRequest, verify_request
 from app.simulator.callbacks import CallbackDispatcher, batch_callback, job_callback
 from app.simulator.settings import SimulatorSettings
 from app.simulator.state import (
@@ -298,7 +298,7 @@ def _max_results(params: Params) -> int:
     text = _optional(params, "MaxResults")
     if text is None:
         return 10
-    value = numbers.natural(text, 100)
+    value = natural(text, 100)
     if value is None or value < 1:
         raise invalid("MaxResults", "It must be an integer from 1 to 100.")
     return value

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import ClassVar
 
-from app.errors import ConfigError
+from app.core.errors import ConfigError
 
 ENV_PREFIX = "ICEHOOK_SIM_"
 ACCESS_KEYS_VARIABLE = "ICEHOOK_SIM_ACCESS_KEYS"

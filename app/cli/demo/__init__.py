@@ -1,0 +1,1 @@
+"""``icehook demo``: the whole product at work, in one process (see ``drive``)."""

@@ -1,0 +1,289 @@
+"""The ``icehook`` command.
+
+Every command reads the settings once, at start. A configuration error prints one line
+naming the variable and exits with status 2. ``serve``, ``simulator`` and ``demo`` run
+their servers in one event loop; icehook, not uvicorn, owns SIGTERM and SIGINT, so every
+server shuts down gracefully and the process exits normally (and the embedded database, if
+this was its last user, is stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+from app.cli import operate
+from app.cli.demo import setup as demo
+from app.cli.demo.drive import drive
+from app.cli.demo.receiver import Receiver, create_receiver_app
+from app.cli.servers import (
+    SIMULATOR_LIMITS,
+    Served,
+    bind,
+    freeze_heap,
+    run,
+    run_servers,
+    url_of,
+    url_of_host,
+)
+from app.core.errors import ApiError, ConfigError, ValidationError
+from app.flows.lifecycle import Shutdown
+from app.http import edge
+from app.http.middleware import new_api_key
+from app.settings import Settings, log_format_from_env, parse_positive
+from app.simulator import SimulatorSettings, create_simulator_app
+from app.simulator.settings import ACCESS_KEYS_VARIABLE, new_access_key
+from app.store import embedded, schema
+from app.store.engine import check_connection, create_engine, create_sessionmaker
+from app.telemetry import logs
+from app.wiring import create_app, run_worker
+
+EXIT_CONFIG = 2
+SIMULATOR_STOP_SECONDS = 5.0
+
+logger = logging.getLogger("icehook")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], None] = args.run
+    try:
+        logs.configure(log_format_from_env(os.environ))
+        run(args)
+    except ConfigError as exc:
+        print(f"icehook: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="icehook", description="Alibaba Cloud ICE jobs, callbacks and webhooks."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="the HTTP API and the background workers")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--simulate", action="store_true", help="also run the ICE simulator and use it as ICE"
+    )
+    serve.add_argument(
+        "--simulator-port", type=int, default=0, help="with --simulate (default: a free port)"
+    )
+    serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser("worker", help="the background workers only")
+    worker.set_defaults(run=_worker)
+
+    migrate = commands.add_parser(
+        "migrate", help="bring the database schema to its latest revision"
+    )
+    migrate.set_defaults(run=_migrate)
+
+    simulator = commands.add_parser("simulator", help="the ICE simulator alone")
+    simulator.add_argument("--host", default="127.0.0.1")
+    simulator.add_argument("--port", type=int, default=9000)
+    for name in SimulatorSettings.BEHAVIOUR:
+        simulator.add_argument(f"--{name.replace('_', '-')}", dest=f"sim_{name}", metavar="VALUE")
+    simulator.set_defaults(run=_simulator)
+
+    demo_command = commands.add_parser(
+        "demo",
+        help="the whole product at work: service, simulator, jobs, callbacks, webhooks",
+        description=(
+            "Run the service, the ICE simulator and a webhook receiver on free loopback ports, "
+            "submit a few jobs through the API (one callback dropped, some duplicated, one job "
+            "failing), show what happens, and print a summary. Exits 0 when every job is final "
+            "and every event was delivered and verified, else 1."
+        ),
+    )
+    demo_command.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=demo.DEFAULT_TIMEOUT_SECONDS,
+        metavar="SECONDS",
+        help=f"give up after this long (default {demo.DEFAULT_TIMEOUT_SECONDS:g})",
+    )
+    demo_command.set_defaults(run=_demo)
+    operate.add_commands(commands, _operate)
+    return parser
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    _prepare(Settings.from_env(os.environ))
+    print(f"icehook: schema at {schema.head_revision()}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    settings = Settings.from_env(os.environ)
+    apps: list[Served] = []
+    if args.simulate:
+        sim_settings = _simulator_settings(os.environ, {})
+        sim_socket = bind("127.0.0.1", args.simulator_port, "--simulator-port")
+        key_id, secret = next(iter(sim_settings.access_keys.items()))
+        settings = dataclasses.replace(
+            settings,
+            ice_endpoint=url_of(sim_socket),
+            access_key_id=key_id,
+            access_key_secret=secret,
+            security_token=None,
+        )
+        apps.append(Served(create_simulator_app(sim_settings), sim_socket, SIMULATOR_LIMITS))
+        print(f"icehook: ICE simulator at {url_of(sim_socket)}", file=sys.stderr)
+        if not settings.api_keys:
+            key = new_api_key()
+            settings = dataclasses.replace(settings, api_keys=(key,))
+            print(f"icehook: generated API key for this run: {key}", file=sys.stderr)
+    else:
+        settings.require_ice_credentials()
+        if not settings.api_keys:
+            raise ConfigError(
+                "ICEHOOK_API_KEYS",
+                "required: serve never opens the /v1 API without keys "
+                "(serve --simulate generates one for a first run)",
+            )
+    api_socket = bind(args.host, args.port)
+    if settings.public_url is None:
+        host, port = api_socket.getsockname()[:2]
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        settings = dataclasses.replace(settings, public_url=url_of_host(reachable, port))
+    settings = _prepare(settings)
+    shutdown = Shutdown(settings.shutdown_timeout_seconds)
+    app = create_app(settings, workers=True, shutdown=shutdown)
+    apps.insert(0, Served(app, api_socket, edge.limits_of(settings)))
+    print(f"icehook: serving at {url_of(api_socket)}", file=sys.stderr)
+    run_servers(apps, shutdown)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    """The service, the simulator and ``app/demo.py``'s receiver in one event loop, driven
+    through the API by ``demo.drive`` until every job is final and every event verified."""
+    demo.quiet_logs()
+    settings = Settings.from_env(os.environ)
+    api_socket, sim_socket, receiver_socket = (bind("127.0.0.1", 0) for _ in range(3))
+    setup = demo.make_setup(
+        api_url=url_of(api_socket),
+        simulator_url=url_of(sim_socket),
+        receiver_url=url_of(receiver_socket),
+        database=demo.describe_database(settings),
+    )
+    if settings.database_url is None:
+        print(f"icehook demo: starting the {setup.database}", flush=True)
+    settings = _prepare(demo.service_settings(settings, setup))
+    receiver = Receiver()
+    shutdown = Shutdown(settings.shutdown_timeout_seconds)
+    code = run_servers(
+        [
+            Served(
+                create_app(settings, workers=True, shutdown=shutdown),
+                api_socket,
+                edge.limits_of(settings),
+            ),
+            Served(
+                create_simulator_app(demo.simulator_settings(setup)), sim_socket, SIMULATOR_LIMITS
+            ),
+            Served(create_receiver_app(receiver), receiver_socket, edge.EdgeLimits()),
+        ],
+        shutdown,
+        main=lambda: drive(setup, receiver, time_limit=args.timeout),
+    )
+    if code is None:
+        print("icehook demo: stopped before it finished", file=sys.stderr)
+        code = 1
+    sys.exit(code)
+
+
+def _worker(args: argparse.Namespace) -> None:
+    settings = Settings.from_env(os.environ)
+    settings.require_ice_credentials()
+    settings = _prepare(settings)
+
+    async def work() -> None:
+        shutdown = Shutdown(settings.shutdown_timeout_seconds)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, shutdown.signal)
+        print("icehook: worker running", file=sys.stderr)
+        freeze_heap()
+        await run_worker(settings, shutdown)
+
+    run(work())
+
+
+def _operate(args: argparse.Namespace, command: operate.Command) -> None:
+    """Run an operator command (``operate``) in one transaction on the configured database."""
+    logging.getLogger().setLevel(logging.WARNING)  # the answer, not the service's log lines
+    settings = _prepare(Settings.from_env(os.environ))
+    url = settings.database_url
+    assert url is not None
+
+    async def execute() -> None:
+        engine = create_engine(url, timeout=settings.database_timeout_seconds)
+        try:
+            async with create_sessionmaker(engine).begin() as session:
+                await command(args, session, settings)
+        finally:
+            await engine.dispose()
+
+    try:
+        run(execute())
+    except ValidationError as exc:
+        raise operate.refusal(exc) from None
+    except ApiError as exc:  # it does not exist, or cannot be done now
+        print(f"icehook: {exc.message}", file=sys.stderr)
+        sys.exit(operate.EXIT_REFUSED)
+
+
+def _simulator(args: argparse.Namespace) -> None:
+    flags = {
+        name: getattr(args, f"sim_{name}")
+        for name in SimulatorSettings.BEHAVIOUR
+        if getattr(args, f"sim_{name}") is not None
+    }
+    sim_socket = bind(args.host, args.port)
+    app = create_simulator_app(_simulator_settings(os.environ, flags))
+    print(f"icehook: ICE simulator at {url_of(sim_socket)}", file=sys.stderr)
+    run_servers([Served(app, sim_socket, SIMULATOR_LIMITS)], Shutdown(SIMULATOR_STOP_SECONDS))
+
+
+def _prepare(settings: Settings) -> Settings:
+    """``settings`` as the command runs with them: their secrets kept out of the logs, the
+    database resolved (the embedded one started if needed), checked and migrated."""
+    logs.protect_settings(settings)
+    url = embedded.resolve_database_url(settings.database_url, settings.data_dir)
+    asyncio.run(check_connection(url))
+    schema.upgrade(url)
+    return dataclasses.replace(settings, database_url=url)
+
+
+def _simulator_settings(environ: Mapping[str, str], flags: Mapping[str, str]) -> SimulatorSettings:
+    """Simulator settings from the environment and flags; a generated key pair on a first run."""
+    env = dict(environ)
+    has_pair = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID") and env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    if not has_pair and not env.get(ACCESS_KEYS_VARIABLE, "").strip():
+        key_id, secret = new_access_key("sim")
+        env[ACCESS_KEYS_VARIABLE] = f"{key_id}:{secret}"
+        print(
+            f"icehook: the simulator accepts the generated AccessKey pair {key_id} / {secret}",
+            file=sys.stderr,
+        )
+    settings = SimulatorSettings.from_env(env)
+    logs.protect(*settings.access_keys.values())
+    try:
+        return settings.replace(flags)
+    except ConfigError as exc:
+        flag = "--" + exc.variable.replace("_", "-")
+        raise ConfigError(flag, str(exc).split(": ", 1)[-1]) from None
+
+
+def _positive_seconds(raw: str) -> float:
+    try:
+        return parse_positive(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -1,0 +1,77 @@
+"""The events subscribers receive: their types, the patterns that select them, and their body.
+
+Every transition of a job is one event, ``{kind}.{status}`` (``job.succeeded``,
+``batch.failed``...), whose body is ``{"type", "timestamp", "data": <the job resource>}``.
+A subscription's ``event_types`` hold event types or patterns: ``job.*``, ``batch.*``, ``*``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from app.core.statuses import JobKind, JobStatus
+
+EVENT_TYPES = (
+    "job.submitted",
+    "job.queuing",
+    "job.processing",
+    "job.succeeded",
+    "job.failed",
+    "job.rejected",
+    "batch.submitted",
+    "batch.processing",
+    "batch.finished",
+    "batch.failed",
+    "batch.rejected",
+)
+
+
+# What a subscription's ``event_types`` may hold: a type, every type of a kind, or all.
+PATTERNS = frozenset({*EVENT_TYPES, *(f"{kind.value}.*" for kind in JobKind), "*"})
+
+
+# The job resource: the fields of a job the API shows and every webhook carries.
+JOB_FIELDS = (
+    "id",
+    "ice_job_id",
+    "kind",
+    "status",
+    "ice_status",
+    "project_id",
+    "media_id",
+    "media_url",
+    "error_code",
+    "error_message",
+    "user_data",
+    "batch_id",
+    "created_at",
+    "updated_at",
+    "completed_at",
+)
+
+
+def event_type(kind: JobKind, status: JobStatus) -> str:
+    return f"{kind.value}.{status.value}"
+
+
+def plain(value: Any) -> Any:
+    """``value`` in its JSON form: a time in ISO 8601, an id as text."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def job_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The job resource of a ``jobs`` row."""
+    return {name: plain(row[name]) for name in JOB_FIELDS}
+
+
+def webhook_body(event: str, row: Mapping[Any, Any]) -> dict[str, Any]:
+    """What subscribers receive for ``event`` of the job ``row`` (as it is after the
+    transition): its time is the job's ``updated_at``, the transition's own."""
+    return {"type": event, "timestamp": row["updated_at"].isoformat(), "data": job_resource(row)}

@@ -1,0 +1,93 @@
+"""When to try ICE again, and how long a job's lease lasts (webhooks: ``core.delivery``).
+
+- ICE calls: a failure that proves ICE did nothing (``Throttling*``, a refused connection)
+  may always be tried again; one that leaves the outcome unknown (no answer,
+  ``InternalError``, ``ServiceUnavailable``, any 5xx) only when the call is idempotent;
+  any other 4xx never (``retryable``). Pauses are exponential with full jitter
+  (``backoff``), and at least ICE's ``x-acs-retry-after`` up to ``MAX_RETRY_WAIT_SECONDS``.
+- Confirmations: getting ICE's word on a job may take ``answer_seconds``; a job's lease
+  outlasts that, so no confirmation outlives its lease.
+- The sweeper: a job ICE answered about is looked at again after the sweep interval; one
+  it could not be asked about, with exponential backoff up to an hour (``next_check``).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.core.errors import IceError
+from app.core.statuses import TERMINAL_STATUSES, JobStatus
+
+RETRYABLE_CODES = frozenset({"InternalError", "ServiceUnavailable"})
+# The longest wait ICE's x-acs-retry-after may ask for between two attempts of a call; a
+# call asked to wait longer gives up (the caller comes back later).
+MAX_RETRY_WAIT_SECONDS = 4.0
+MAX_BACKOFF_SECONDS = 8.0
+MAX_BACKOFF = timedelta(hours=1)  # between two checks of a job ICE could not be asked about
+
+
+# -- ICE calls ----------------------------------------------------------------------------------
+
+
+def retryable(exc: IceError, idempotent: bool) -> bool:
+    """Whether a call that failed with ``exc`` may be made again."""
+    if exc.code.startswith("Throttling") or exc.code == "ConnectionFailed":
+        return True  # ICE did nothing
+    unknown_outcome = exc.code == "NoAnswer" or exc.code in RETRYABLE_CODES or exc.status >= 500
+    return unknown_outcome and idempotent
+
+
+def backoff(rng: random.Random, attempt: int) -> float:
+    """The pause after failed ``attempt``: 0..``backoff_limit(attempt)`` seconds."""
+    return rng.uniform(0, backoff_limit(attempt))
+
+
+def backoff_limit(attempt: int) -> float:
+    return min(MAX_BACKOFF_SECONDS, 0.2 * 2**attempt)
+
+
+def refused(error: IceError) -> bool:
+    """ICE answered and said no: not "no answer", "failed on ICE's side" or "try later"."""
+    return 400 <= error.status < 500 and not error.code.startswith("Throttling")
+
+
+# -- confirming and sweeping --------------------------------------------------------------------
+
+
+def answer_seconds(ice_timeout: float, ice_attempts: int) -> float:
+    """How long one ICE call may take: every attempt running to its deadline, and the
+    longest pause after each failed one but the last (the backoff, or ICE's retry-after up
+    to ``MAX_RETRY_WAIT_SECONDS``), and a few seconds more. Getting ICE's word on a job is
+    given up then (and tried again later). 70 s with the default 10 s and 5 attempts."""
+    pauses = sum(
+        max(MAX_RETRY_WAIT_SECONDS, backoff_limit(attempt)) for attempt in range(1, ice_attempts)
+    )
+    return ice_timeout * ice_attempts + pauses + 4
+
+
+def confirm_lease_seconds(ice_timeout: float, ice_attempts: int) -> float:
+    """A job's lease while it is confirmed: longer than the slowest confirmation."""
+    return answer_seconds(ice_timeout, ice_attempts) + 10
+
+
+def next_check(
+    status: JobStatus,
+    check_count: int,
+    *,
+    heard: bool,
+    sweep_after: timedelta,
+    now: datetime,
+    rng: random.Random,
+) -> dict[str, Any]:
+    """When to look at a job again (``check_at``, ``check_count``, ``heard_at``): after the
+    sweep interval when ICE answered (``heard``), with backoff when it could not be asked;
+    never, once final."""
+    if status in TERMINAL_STATUSES:
+        return {"check_at": None, "check_count": 0, "heard_at": None}
+    if heard:
+        return {"check_at": now + sweep_after, "check_count": 0, "heard_at": now}
+    count = check_count + 1
+    delay = min(sweep_after * 2**count, MAX_BACKOFF) * rng.uniform(0.8, 1.2)
+    return {"check_at": now + delay, "check_count": count, "heard_at": None}

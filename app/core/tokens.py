@@ -1,0 +1,69 @@
+"""Callback tokens: each job's own credential in its ``NotifyAddress``, and keeping it out of
+everything stored.
+
+Every job gets 256 random bits, sent to ICE in ``UserData.NotifyAddress``
+(``{public_url}/callbacks/ice/{token}``); only its SHA-256 is kept. ICE repeats UserData in
+its answers and callbacks, so stored parameters, answers and callback bodies have it
+replaced (``redacted``, ``without_token``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+CALLBACK_PATH = "/callbacks/ice/"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+REDACTED = "<redacted>"
+# A callback's token in a body, as it is, URL-encoded, or with JSON-escaped slashes.
+_TOKEN_IN_BODY = re.compile(
+    rb"((?:/|\\/|%2F)callbacks(?:/|\\/|%2F)ice(?:/|\\/|%2F))[A-Za-z0-9_-]+", re.IGNORECASE
+)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def callback_url(public_url: str | None, token: str) -> str:
+    """The NotifyAddress of the job whose callback token is ``token``."""
+    return f"{public_url or DEFAULT_PUBLIC_URL}{CALLBACK_PATH}{token}"
+
+
+def client_token(job_id: uuid.UUID) -> str:
+    """A single job's ``ClientToken``, derived from its id: a resubmission repeats it."""
+    return f"icehook-{job_id.hex}"
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def request_hash(body: Mapping[str, Any]) -> bytes:
+    """What makes two requests with one Idempotency-Key "the same"."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
+
+
+def redacted(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters with the callback token taken out of UserData's NotifyAddress."""
+    try:
+        user_data = json.loads(parameters.get("UserData") or "{}")
+    except ValueError:
+        return dict(parameters)
+    address = str(user_data.get("NotifyAddress", ""))
+    if CALLBACK_PATH in address:
+        user_data["NotifyAddress"] = address.split(CALLBACK_PATH)[0] + CALLBACK_PATH + REDACTED
+    return {**parameters, "UserData": json.dumps(user_data, ensure_ascii=False)}
+
+
+def without_token(body: bytes, token: str) -> bytes:
+    """``body`` with the callback token of its path, and anything shaped like one in a
+    callback URL, replaced by ``<token>``: a stored callback holds no credential."""
+    if len(token) >= 16:  # icehook's own are 43 characters; a short one may be any text
+        body = body.replace(token.encode(), b"<token>")
+    return _TOKEN_IN_BODY.sub(rb"\1<token>", body)

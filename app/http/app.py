@@ -1,0 +1,95 @@
+"""The Starlette app of the HTTP API, put together from its resources' routes.
+
+Every ``/v1`` route, and ``/metrics``, needs ``Authorization: Bearer <key>``
+(``middleware.ApiKeys``). ICE's callbacks arrive at ``/callbacks/ice/{token}``, outside
+``/v1``: the token in the path is their credential. Every answer carries ``X-Request-ID``
+(``middleware.RequestIds``), and an error anywhere is answered as JSON (``errors``). There
+are no trailing-slash redirects: Starlette would build their address from the request's
+own Host header, and a client that needs one is better told 404.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import Lifespan
+
+from app.http import errors, openapi
+from app.http.middleware import ApiKeys, RequestIds
+from app.http.openapi import Text, operation
+from app.http.routes.callbacks import CallbackRoutes
+from app.http.routes.deliveries import DeliveryRoutes
+from app.http.routes.jobs import JobRoutes
+from app.http.routes.service import ServiceRoutes
+from app.http.routes.subscriptions import SubscriptionRoutes
+
+
+class DescriptionRoutes:
+    """This API's description (``openapi.document`` of the routes served) and its page."""
+
+    def __init__(self, described: Callable[[], Sequence[BaseRoute]]) -> None:
+        self.described = described
+        self._document: bytes | None = None
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/openapi.json", self.openapi_json, methods=["GET"]),
+            Route("/docs", self.docs, methods=["GET"]),
+        ]
+
+    @operation({200: dict[str, Any]}, public=True, database=False)
+    async def openapi_json(self, request: Request) -> Response:
+        """This API's description (OpenAPI 3.1)."""
+        if self._document is None:
+            document = openapi.document(self.described())
+            self._document = json.dumps(document, ensure_ascii=False).encode()
+        return Response(self._document, media_type="application/json")
+
+    @operation({200: Text("text/html")}, public=True, database=False)
+    async def docs(self, request: Request) -> HTMLResponse:
+        """The API description, rendered in the browser (Swagger UI)."""
+        return HTMLResponse(openapi.DOCS_PAGE)
+
+
+def create_http_app(
+    *,
+    service: ServiceRoutes,
+    callbacks: CallbackRoutes,
+    jobs: JobRoutes,
+    subscriptions: SubscriptionRoutes,
+    deliveries: DeliveryRoutes,
+    api_keys: Sequence[str],
+    lifespan: Lifespan[Starlette] | None = None,
+) -> Starlette:
+    """The app serving these resources, behind ``api_keys``."""
+    keys = [Middleware(ApiKeys, keys=api_keys)]
+    v1 = [*jobs.routes(), *subscriptions.routes(), *callbacks.v1_routes(), *deliveries.routes()]
+    routes: list[BaseRoute] = []
+    routes += [
+        *callbacks.ice_routes(),  # first: the busiest
+        *service.routes(),
+        *DescriptionRoutes(lambda: routes).routes(),
+        Route("/metrics", service.metrics, methods=["GET"], middleware=keys),
+        Mount("/v1", app=Router(v1, redirect_slashes=False), middleware=keys),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIds), Middleware(errors.Unhandled)],
+        lifespan=lifespan or _no_lifespan,
+        exception_handlers=dict.fromkeys(errors.HANDLED, errors.handle_error),
+    )
+    app.router.redirect_slashes = False
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _no_lifespan(app: Starlette) -> Any:
+    yield

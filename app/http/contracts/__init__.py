@@ -1,0 +1,1 @@
+"""The request and response contract of each resource, and what they share."""

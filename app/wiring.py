@@ -1,0 +1,167 @@
+"""The composition root: the one place that builds icehook's parts from its settings and
+puts them together. Nothing else imports across the layers to assemble anything.
+
+``Parts`` builds, for one process, the engine and sessionmaker, the outbound HTTP client,
+the ICE client, the wakers, the health watches, the intake, the submitter and the
+confirmer, and (``worker``) the background worker. ``create_app`` makes the HTTP app of
+``serve`` from them, its lifespan starting and stopping the worker and closing the parts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from starlette.applications import Starlette
+
+from app import outbound
+from app.core.health import Health
+from app.flows.confirm import Confirmer
+from app.flows.deliver import Deliverer
+from app.flows.intake import Intake
+from app.flows.judge import CallbackJudge
+from app.flows.lifecycle import Shutdown
+from app.flows.submit import Submitter
+from app.flows.sweep import Sweeper
+from app.flows.worker import POLL_SECONDS, Worker
+from app.http.app import create_http_app
+from app.http.routes.callbacks import CallbackRoutes
+from app.http.routes.deliveries import DeliveryRoutes
+from app.http.routes.jobs import JobRoutes
+from app.http.routes.service import ServiceRoutes
+from app.http.routes.subscriptions import SubscriptionRoutes
+from app.ice.client import IceClient, RateLimiter
+from app.settings import Settings
+from app.store import schema
+from app.store.engine import create_engine, create_sessionmaker, dispose
+from app.store.notify import DELIVERIES, WORK, Waker
+
+
+class Parts:
+    """What one process builds once from ``settings`` (whose database URL is resolved)."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.database_url is None:
+            raise ValueError("resolve the database URL first (store.embedded)")
+        self.settings = settings
+        self.database_url = settings.database_url
+        self.timeout = settings.database_timeout_seconds
+        self.engine = create_engine(self.database_url, timeout=self.timeout)
+        self.sessionmaker = create_sessionmaker(self.engine)
+        self.health = Health()
+        self.work_waker = Waker(WORK)  # jobs to confirm: callbacks stored, a sweep due
+        self.delivery_waker = Waker(DELIVERIES)  # webhooks to send
+        self.http = outbound.client(max_connections=64, trust_env=True)
+        self.ice = IceClient(self.http, settings)
+        # A write may be tried twice (the second on a new connection), each within the timeout.
+        self.intake = Intake(
+            self.engine,
+            self.work_waker,
+            self.timeout,
+            self.health.watch("callback intake", 2 * self.timeout + 1),
+            public_url=settings.public_url,
+            auth_keys=settings.callback_auth_keys,
+        )
+        self.submitter = Submitter(self.sessionmaker, self.ice, settings)
+        self.confirmer = Confirmer(self.sessionmaker, self.ice, self.submitter, settings)
+
+    def worker(self, poll_seconds: float = POLL_SECONDS) -> Worker:
+        """The background worker: judging callbacks and sweeping, and delivering webhooks."""
+        settings = self.settings
+        passes = self.health.watch("worker pass", self.confirmer.lease_seconds + poll_seconds)
+        sweeper = Sweeper(
+            self.sessionmaker,
+            self.ice,
+            self.confirmer,
+            RateLimiter(settings.sweep_qps, sleep=asyncio.sleep),
+            progress=passes,
+        )
+        # A claim is one short transaction: its statements and commit each within the timeout.
+        claims = self.health.watch("webhook claims", 3 * self.timeout)
+        deliverer = Deliverer(self.sessionmaker, self.delivery_waker, claims, settings)
+        return Worker(
+            CallbackJudge(self.sessionmaker, self.confirmer),
+            sweeper,
+            deliverer,
+            self.work_waker,
+            passes,
+            database_url=self.database_url,
+            statement_seconds=self.timeout,
+            poll_seconds=poll_seconds,
+        )
+
+    async def close(self) -> None:
+        """Return the intake's connection, close the HTTP client and the pool."""
+        await self.intake.close()
+        await self.http.aclose()
+        await dispose(self.engine, self.timeout)
+
+
+def create_app(
+    settings: Settings, *, workers: bool = False, shutdown: Shutdown | None = None
+) -> Starlette:
+    """The HTTP API; with ``workers`` it also runs the background worker in its lifespan,
+    which starts finishing its work when ``shutdown`` begins (the process's first signal)
+    and is cancelled at its deadline."""
+    parts = Parts(settings)
+    stopping = shutdown or Shutdown(settings.shutdown_timeout_seconds)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            if not workers:
+                yield
+                return
+            worker = parts.worker()
+            task = asyncio.create_task(worker.run())
+            stop_on_signal = asyncio.create_task(_stop_when(stopping.begun, worker))
+            try:
+                yield
+            finally:
+                stop_on_signal.cancel()
+                worker.stop()
+                await stopping.finish(task, "the worker")
+        finally:
+            await parts.close()
+
+    return create_http_app(
+        service=ServiceRoutes(
+            parts.engine, parts.sessionmaker, parts.health, schema.head_revision()
+        ),
+        callbacks=CallbackRoutes(parts.intake, settings.callback_max_bytes, parts.sessionmaker),
+        jobs=JobRoutes(parts.sessionmaker, parts.submitter, parts.confirmer),
+        subscriptions=SubscriptionRoutes(
+            parts.sessionmaker,
+            settings.allowed_webhook_nets,
+            timedelta(seconds=settings.webhook_secret_overlap_seconds),
+        ),
+        deliveries=DeliveryRoutes(parts.sessionmaker),
+        api_keys=settings.api_keys,
+        lifespan=lifespan,
+    )
+
+
+async def run_worker(settings: Settings, shutdown: Shutdown) -> None:
+    """``icehook worker``: the background worker alone, until ``shutdown`` begins; then it
+    finishes what it holds, within the shutdown's deadline."""
+    parts = Parts(settings)
+    try:
+        worker = parts.worker()
+        task = asyncio.create_task(worker.run())
+        signalled = asyncio.ensure_future(shutdown.begun.wait())
+        await asyncio.wait([task, signalled], return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        worker.stop()
+        await shutdown.finish(task, "the worker")
+        if task.done() and not task.cancelled():
+            task.result()  # a worker that failed says why
+    finally:
+        await parts.close()
+
+
+async def _stop_when(begun: asyncio.Event, worker: Worker) -> None:
+    """Let the worker finish what it holds while the HTTP server drains its requests."""
+    await begun.wait()
+    worker.stop()
