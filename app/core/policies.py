@@ -45,7 +45,7 @@ def backoff(rng: random.Random, attempt: int) -> float:
 
 
 def backoff_limit(attempt: int) -> float:
-    return min(MAX_BACKOFF_SECONDS, 0.2 * 2**attempt)
+    return min(MAX_BACKOFF_SECONDS, 0.2 * 2.0**attempt)
 
 
 def refused(error: IceError) -> bool:
