@@ -49,7 +49,7 @@ from app.simulator import SimulatorSettings, create_simulator_app
 from app.store import audit, schema
 from app.store.engine import create_engine, create_sessionmaker
 from bench import common
-from tests.support import free_port, serve
+from tests.helpers.servers import free_port, serve
 
 TARGET_P99_MS = 20.0
 QUERIES = ("status_day", "project", "detail")

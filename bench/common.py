@@ -31,7 +31,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from tests.support import ICEHOOK
+from tests.helpers.processes import ICEHOOK
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

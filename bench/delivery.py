@@ -43,7 +43,7 @@ from starlette.routing import Route
 
 from app.simulator import SimulatorSettings, create_simulator_app
 from bench import common, load
-from tests.support import free_port, serve
+from tests.helpers.servers import free_port, serve
 
 P50_TARGET_MS = 100.0
 P99_TARGET_MS = 500.0

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from app import outbound
 from bench import common
-from tests.support import free_port
+from tests.helpers.servers import free_port
 
 
 async def answer(request: Request) -> Response:

@@ -41,7 +41,7 @@ import httpx
 from bench import common, load
 from bench.common import Processes
 from bench.load import ClosedLoop, OpenLoop, Target
-from tests.support import free_port
+from tests.helpers.servers import free_port
 
 SERVERS = ("bare", "naive_orm", "icehook")
 BASELINE_APPS = {"bare": "bench.baselines:bare_app", "naive_orm": "bench.baselines:naive_app"}

@@ -1,6 +1,6 @@
 """Load for the intake benchmark: distinct ICE callbacks, closed loop (wrk) and open loop.
 
-Every request carries a ``ProduceMediaComplete`` envelope (ice-api.md §1.4) built from the
+Every request carries a ``ProduceMediaComplete`` envelope (docs/ice.md, Callbacks) built from the
 simulator's truth about a real job, to that job's callback URL. Its ``EventTime`` counts up
 one second per request from a number the caller gives, so no two bodies of a benchmark are
 alike and every accepted callback is a new row (icehook deduplicates on token and body).

@@ -38,7 +38,7 @@ import httpx
 from app.simulator import SimulatorSettings, create_simulator_app
 from bench import common
 from bench.common import Processes
-from tests.support import free_port, serve
+from tests.helpers.servers import free_port, serve
 
 HAPPY_TARGET = 1.05  # Get*/List* calls per job with every callback delivered three times
 SWEEP_TARGET = 0.05  # Get*+List* calls per stale job in a backlog sweep

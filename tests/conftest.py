@@ -8,9 +8,11 @@ once for the run. Alembic migrates a template database once; each test gets its 
 from __future__ import annotations
 
 import dataclasses
+import io
+import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -21,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.settings import Settings
 from app.store import embedded, schema
 from app.store.engine import create_engine, create_sessionmaker
-from tests.support import clean_environment
+from tests.helpers.processes import clean_environment
 
 
 def with_database(url: str, name: str) -> str:
@@ -105,3 +107,14 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def clean_env() -> dict[str, str]:
     return clean_environment()
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """What icehook's logging writes, configured as ``icehook`` does, then put back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = io.StringIO()
+    yield stream
+    root.handlers[:] = handlers
+    root.setLevel(level)

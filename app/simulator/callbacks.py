@@ -1,9 +1,10 @@
 """Completion callbacks, delivered the way ICE delivers them, with optional faults.
 
-ICE's rules (ice-api.md §1.2): an HTTP POST of a JSON envelope to the job's ``NotifyAddress``;
-only HTTP 200 within 3 seconds counts as delivered (the body is ignored); after a failure ICE
-waits 1 second and tries again, at most twice more, then drops the message. With an AuthKey,
-each attempt carries ``X-ICE-TIMESTAMP`` and ``X-ICE-SIGNATURE`` (md5 of url|timestamp|key).
+ICE's rules (docs/ice.md, Callbacks): an HTTP POST of a JSON envelope to the job's
+``NotifyAddress``; only HTTP 200 within 3 seconds counts as delivered (the body is ignored);
+after a failure ICE waits 1 second and tries again, at most twice more, then drops the
+message. With an AuthKey, each attempt carries ``X-ICE-TIMESTAMP`` and ``X-ICE-SIGNATURE``
+(md5 of url|timestamp|key).
 
 On top of that, the faults a receiver must survive, read from the settings current when the
 callback falls due: dropped callbacks, copies (``callback_copies`` independent deliveries of one
@@ -168,7 +169,8 @@ def job_callback(job: Job, user_id: int) -> Callback | None:
         return None
     body: dict[str, object] = {
         # "Failed" as GetMediaProducingJob says it; ICE's callback may say "Fail" (unconfirmed,
-        # ice-api.md §1.4), so receivers should accept both and confirm with GetMediaProducingJob.
+        # docs/ice.md, Callbacks), so receivers should accept both and confirm with
+        # GetMediaProducingJob.
         "Status": job.final_status,
         "JobId": job.job_id,
         "MediaId": job.media_id,

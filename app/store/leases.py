@@ -47,6 +47,11 @@ async def claim(
     return list(result.scalars())
 
 
+async def claim_one(session: AsyncSession, job_id: uuid.UUID, *, lease_seconds: float) -> bool:
+    """Lease the job ``job_id`` unless someone holds it; whether it is now leased."""
+    return bool(await claim(session, JOB.c.id == job_id, limit=1, lease_seconds=lease_seconds))
+
+
 async def release(session: AsyncSession, job_ids: Sequence[uuid.UUID]) -> None:
     await session.execute(sa.update(JOB).where(JOB.c.id.in_(job_ids)).values(lease_until=None))
 

@@ -36,7 +36,7 @@ from app.http.contracts.jobs import (
 )
 from app.http.openapi import operation
 from app.http.routes.common import read_body
-from app.store import audit, jobs, leases
+from app.store import audit, leases
 
 SUBMIT_MAX_BYTES = 4 * 1024 * 1024  # a Timeline can be large
 
@@ -148,11 +148,8 @@ class JobRoutes:
             job = await _find(session, request)
             if job["ice_job_id"] is None and job["status"] != JobStatus.SUBMITTING:
                 return JSONResponse(job_resource(job))  # ICE refused it: nothing to ask
-            claimed = await leases.claim(
-                session,
-                jobs.JOB.c.id == job["id"],
-                limit=1,
-                lease_seconds=self.confirmer.lease_seconds,
+            claimed = await leases.claim_one(
+                session, job["id"], lease_seconds=self.confirmer.lease_seconds
             )
         if not claimed:
             raise Conflict("a worker is confirming this job with ICE right now; try again shortly")

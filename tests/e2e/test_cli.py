@@ -1,0 +1,80 @@
+"""The command line: one clear line and exit status 2 for any misconfiguration."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.processes import run_icehook
+
+CREDENTIALS = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "ak", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "sk"}
+
+
+def assert_one_clear_line(stderr: str, variable: str) -> None:
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"icehook: {variable}: "), stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://root@localhost/icehook",  # not PostgreSQL
+        "postgresql://nobody@127.0.0.1:9/icehook",  # nothing listens there
+    ],
+)
+async def test_a_wrong_database_url_is_one_line_and_exit_2(
+    url: str, clean_env: dict[str, str]
+) -> None:
+    code, _, err = await run_icehook("migrate", env={**clean_env, "ICEHOOK_DATABASE_URL": url})
+    assert code == 2
+    assert_one_clear_line(err, "ICEHOOK_DATABASE_URL")
+
+
+async def test_a_missing_database_is_one_line_and_exit_2(
+    database_url: str, clean_env: dict[str, str]
+) -> None:
+    missing = database_url.rsplit("/", 1)[0] + "/no_such_database_here"
+    code, _, err = await run_icehook("migrate", env={**clean_env, "ICEHOOK_DATABASE_URL": missing})
+    assert code == 2
+    assert_one_clear_line(err, "ICEHOOK_DATABASE_URL")
+    assert "no_such_database_here" in err
+
+
+async def test_serve_without_credentials_refuses_to_start(clean_env: dict[str, str]) -> None:
+    code, _, err = await run_icehook(
+        "serve", env={**clean_env, "ICEHOOK_API_KEYS": "serve-api-key-0123"}
+    )
+    assert code == 2
+    assert_one_clear_line(err, "ALIBABA_CLOUD_ACCESS_KEY_ID")
+
+
+async def test_serve_never_runs_open_without_api_keys(clean_env: dict[str, str]) -> None:
+    code, _, err = await run_icehook("serve", env={**clean_env, **CREDENTIALS})
+    assert code == 2
+    assert_one_clear_line(err, "ICEHOOK_API_KEYS")
+
+
+async def test_a_bad_number_names_its_variable(clean_env: dict[str, str]) -> None:
+    env = {**clean_env, **CREDENTIALS, "ICEHOOK_SWEEP_AFTER_SECONDS": "soon"}
+    code, _, err = await run_icehook("serve", env=env)
+    assert code == 2
+    assert_one_clear_line(err, "ICEHOOK_SWEEP_AFTER_SECONDS")
+
+
+async def test_simulator_flags_are_validated(clean_env: dict[str, str]) -> None:
+    code, _, err = await run_icehook(
+        "simulator", "--failure-rate", "2", env={**clean_env, "ICEHOOK_SIM_ACCESS_KEYS": "a:b"}
+    )
+    assert code == 2
+    assert_one_clear_line(err, "--failure-rate")
+
+
+async def test_migrate_brings_the_schema_to_head(
+    empty_database_url: str, clean_env: dict[str, str]
+) -> None:
+    code, out, _ = await run_icehook(
+        "migrate", env={**clean_env, "ICEHOOK_DATABASE_URL": empty_database_url}
+    )
+    assert code == 0
+    assert "schema at 2" in out

@@ -1,0 +1,268 @@
+"""One ``icehook serve`` and two ``icehook worker`` processes on one database share the work.
+
+The real commands run as processes over real sockets, with the simulator as a process of
+its own that fails some jobs, delivers every callback twice and reorders them. Each
+icehook process logs every confirmation (``confirm start job=...`` / ``confirm end
+job=...``, logger ``app.reconcile``) to its own file; from those lines the test checks that
+more than one process did confirmations and that no job was ever confirmed by two processes
+at the same time. "confirm end" is logged before the commit that releases the job's lease
+(app/reconcile.py), so two confirmations of one job may touch in the logs but never
+overlap; with ICE answering slowly (ICE_LATENCY_MS), a real overlap would last about as
+long as an ICE call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import random
+import re
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from app.store.tables import callbacks as callbacks_table
+from app.store.tables import jobs
+from tests.helpers.history import check_history, rows, wait_until_settled
+from tests.helpers.processes import (
+    icehook_env,
+    kill_all,
+    log_record,
+    start_icehook_logged,
+    stop,
+    troubles,
+    wait_for_line,
+    wait_ready,
+)
+from tests.helpers.servers import free_port
+
+KEY_ID, SECRET, API_KEY = "procs-ak", "procs-secret", "procs-api-key-0123"
+JOBS, BATCHES, PROJECTS_PER_BATCH = 40, 2, 3
+OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out.mp4"}
+ICE_FINAL = {"Success", "Failed", "Finished"}
+# ICE's final word -> icehook's status, for a job and for a batch.
+JOB_STATUS = {"Success": "succeeded", "Failed": "failed"}
+BATCH_STATUS = {"Finished": "finished", "Failed": "failed"}
+ICE_LATENCY_MS = 100
+CONFIRM = re.compile(r"confirm (?P<what>start|end) job=(?P<job>[0-9a-f-]{36})")
+
+
+@dataclasses.dataclass(frozen=True)
+class Confirmation:
+    process: str
+    job: str
+    start: datetime
+    end: datetime
+
+
+def confirmations(process: str, log: Path) -> list[Confirmation]:
+    """The confirmations in one process's log, each a start..end interval.
+
+    Each JSON log line has a UTC time to the microsecond; all processes share this
+    machine's clock. Starts and ends of one job are paired first in, first out.
+    """
+    done: list[Confirmation] = []
+    started: dict[str, list[datetime]] = defaultdict(list)
+    for line in log.read_text(errors="replace").splitlines():
+        record = log_record(line)
+        if record is None or record["logger"] != "app.flows.confirm":
+            continue
+        match = CONFIRM.match(record["message"])
+        if match is None:
+            continue
+        at = datetime.fromisoformat(record["time"])
+        job = match["job"]
+        if match["what"] == "start":
+            started[job].append(at)
+        else:
+            assert started[job], f"{process}: an end without a start: {line}"
+            done.append(Confirmation(process, job, started[job].pop(0), at))
+    unended = sorted(job for job, starts in started.items() if starts)
+    assert not unended, f"{process}: confirmations that never ended: {unended}"
+    return done
+
+
+def overlaps(found: list[Confirmation]) -> list[tuple[Confirmation, Confirmation]]:
+    """Pairs of confirmations of one job (by two processes, or twice by one) that overlap."""
+    by_job: dict[str, list[Confirmation]] = defaultdict(list)
+    for confirmation in found:
+        by_job[confirmation.job].append(confirmation)
+    clashes = []
+    for intervals in by_job.values():
+        for i, a in enumerate(intervals):
+            for b in intervals[i + 1 :]:
+                if max(a.start, b.start) < min(a.end, b.end):
+                    clashes.append((a, b))
+    return clashes
+
+
+async def test_one_serve_and_two_workers_share_the_work(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    sim_url = f"http://127.0.0.1:{free_port()}"
+    api_port = free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    sim_env = {
+        **clean_env,
+        "ICEHOOK_SIM_ACCESS_KEYS": f"{KEY_ID}:{SECRET}",
+        "ICEHOOK_SIM_JOB_SECONDS": "5",
+        "ICEHOOK_SIM_FAILURE_RATE": "0.3",
+        "ICEHOOK_SIM_CALLBACK_DUPLICATE_RATE": "1",
+        "ICEHOOK_SIM_CALLBACK_DELAY_SECONDS": "1.5",
+        # Every ICE call takes a while, so two confirmations at once overlap by that much.
+        "ICEHOOK_SIM_API_LATENCY_MS": str(ICE_LATENCY_MS),
+    }
+    env = icehook_env(
+        clean_env,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        ice_url=sim_url,
+        public_url=api_url,
+        access_key=(KEY_ID, SECRET),
+        api_key=API_KEY,
+        # Each job is swept several times while it runs, by whichever process claims it first.
+        ICEHOOK_SWEEP_AFTER_SECONDS="1",
+    )
+    logs = {
+        name: tmp_path / f"{name}.log" for name in ("simulator", "serve", "worker-1", "worker-2")
+    }
+    procs: dict[str, asyncio.subprocess.Process] = {}
+    try:
+        async with asyncio.timeout(240):  # a hang guard only
+            procs["simulator"] = await start_icehook_logged(
+                "simulator", "--port", sim_url.rsplit(":", 1)[1], env=sim_env, log=logs["simulator"]
+            )
+            await wait_ready(sim_url, "/_sim/settings")
+            procs["serve"] = await start_icehook_logged(
+                "serve", "--port", str(api_port), env=env, log=logs["serve"]
+            )
+            await wait_ready(api_url)
+            for name in ("worker-1", "worker-2"):
+                procs[name] = await start_icehook_logged("worker", env=env, log=logs[name])
+            for name in ("worker-1", "worker-2"):
+                await wait_for_line(logs[name], "icehook: worker running", procs[name])
+
+            async with (
+                httpx.AsyncClient(
+                    base_url=api_url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=60
+                ) as api,
+                httpx.AsyncClient(base_url=sim_url, timeout=60) as sim,
+            ):
+                submitted = await submit_everything(api)
+                # Meanwhile `serve` is asked to confirm random jobs now, competing with the
+                # sweepers and the callback processing of all three processes.
+                answers: Counter[int] = Counter()
+                poking = asyncio.create_task(reconcile_at_random(api, submitted, answers))
+                await wait_until_settled(database_url, sim, expected=JOBS + BATCHES)
+                poking.cancel()
+                (ended,) = await asyncio.gather(poking, return_exceptions=True)
+                assert isinstance(ended, asyncio.CancelledError), ended
+                assert answers[200], answers
+                await check_outcome(database_url, sim, submitted)
+
+            # Stopped (gracefully) before the logs are read: a confirmation still in flight,
+            # e.g. of the last /reconcile, ends in its log before its process exits.
+            for name in ("worker-1", "worker-2", "serve", "simulator"):
+                assert await stop(procs[name]) == 0, f"{name} exit status; see {logs[name]}"
+            found = [
+                c for name in procs if name != "simulator" for c in confirmations(name, logs[name])
+            ]
+            per_process = Counter(c.process for c in found)
+            assert len(per_process) > 1, f"only one process confirmed anything: {per_process}"
+            confirmed_jobs = {c.job for c in found}
+            top_level = {str(s["id"]) for s in submitted}
+            assert top_level <= confirmed_jobs, "every job needs a confirmation to become final"
+            processes_per_job = Counter(job for job, _ in {(c.job, c.process) for c in found})
+            shared = sum(1 for n in processes_per_job.values() if n > 1)
+            # Otherwise the next check would have nothing to look at.
+            assert shared >= 5, f"too few jobs confirmed by more than one process: {shared}"
+            clashes = overlaps(found)
+            assert not clashes, f"one job confirmed twice at the same time: {clashes[:5]}"
+            print(f"confirmations: {dict(per_process)}")
+            for name in procs:
+                assert not troubles(logs[name]), f"{name}: see {logs[name]}"
+    finally:
+        await kill_all(procs.values())
+
+
+async def submit_everything(api: httpx.AsyncClient) -> list[dict[str, Any]]:
+    """Submit the jobs and the batches, a few at a time; return their resources."""
+    slots = asyncio.Semaphore(6)
+
+    async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with slots:
+            response = await api.post(path, json=body)
+        assert response.status_code in (201, 202), response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    bodies = [
+        ("/v1/jobs", {"ProjectId": f"p-{n}", "OutputMediaConfig": OUTPUT, "UserData": {"n": n}})
+        for n in range(JOBS)
+    ]
+    projects = [",".join(f"b{b}-{p}" for p in range(PROJECTS_PER_BATCH)) for b in range(BATCHES)]
+    bodies += [("/v1/batch-jobs", {"ProjectIds": ids, "OutputConfig": OUTPUT}) for ids in projects]
+    return list(await asyncio.gather(*(post(path, body) for path, body in bodies)))
+
+
+async def reconcile_at_random(
+    api: httpx.AsyncClient, submitted: list[dict[str, Any]], answers: Counter[int]
+) -> None:
+    """``POST /v1/jobs/{id}/reconcile`` on random jobs until cancelled."""
+    while True:
+        job = random.choice(submitted)
+        answer = await api.post(f"/v1/jobs/{job['id']}/reconcile")
+        # 409: another process holds the job's lease right now.
+        assert answer.status_code in (200, 409), answer.text
+        answers[answer.status_code] += 1
+        await asyncio.sleep(0.02)
+
+
+async def check_outcome(
+    database_url: str, sim: httpx.AsyncClient, submitted: list[dict[str, Any]]
+) -> None:
+    all_jobs = await rows(database_url, sa.select(jobs))
+    batches = [j for j in all_jobs if j["kind"] == "batch"]
+    sub_jobs = [j for j in all_jobs if j["batch_id"] is not None]
+    assert {str(j["id"]) for j in all_jobs if j["batch_id"] is None} == {s["id"] for s in submitted}
+    assert len(batches) == BATCHES
+    assert len(sub_jobs) == BATCHES * PROJECTS_PER_BATCH
+
+    # Every job and sub-job is at the simulator's true final status.
+    for job in all_jobs:
+        assert job["ice_job_id"], f"job {job['id']} has no ICE JobId"
+        truth = (await sim.get(f"/_sim/jobs/{job['ice_job_id']}")).json()
+        assert truth["status"] in ICE_FINAL, truth
+        mapping = BATCH_STATUS if job["kind"] == "batch" else JOB_STATUS
+        assert (job["status"], job["ice_status"]) == (mapping[truth["status"]], truth["status"])
+        if job["kind"] == "batch":
+            known = {j["ice_job_id"] for j in sub_jobs if j["batch_id"] == job["id"]}
+            assert known == {s["job_id"] for s in truth["sub_jobs"]}
+
+    # One event per transition, in a forward chain ending at the job's status, and one
+    # outbox message per event.
+    await check_history(database_url, all_jobs)
+
+    # Every stored callback was judged; an honest ICE's callbacks are never rejected. Each
+    # callback the simulator saw answered 200 is stored (docs/invariants.md, I1).
+    stored = await rows(database_url, sa.select(callbacks_table))
+    outcomes = Counter(c["outcome"] for c in stored)
+    assert set(outcomes) <= {"applied", "duplicate", "stale"}, outcomes
+    applied = Counter(
+        (c["ice_job_id"], c["ice_status"]) for c in stored if c["outcome"] == "applied"
+    )
+    assert all(n == 1 for n in applied.values()), applied
+    kept = {(c["token_hash"], c["ice_job_id"], c["ice_status"]) for c in stored}
+    answered = [
+        c
+        for c in (await sim.get("/_sim/callbacks")).json()["callbacks"]
+        if c["response_status"] == 200
+    ]
+    assert answered
+    for c in answered:
+        token_hash = hashlib.sha256(c["url"].rsplit("/", 1)[1].encode()).digest()
+        assert (token_hash, c["job_id"], c["status_sent"]) in kept, c
