@@ -118,7 +118,7 @@ class Variable:
         except ValueError as exc:
             raise ConfigError(self.name, str(exc)) from None
 
-    def default(self) -> str:
+    def shown_default(self) -> str:
         """The default as the documentation shows it."""
         if self.default_text is not None:
             return self.default_text
@@ -126,10 +126,15 @@ class Variable:
         if value is None or value == ():
             return "unset"
         if isinstance(value, tuple):
-            return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
-        if isinstance(value, float):
-            return f"{value:g}"
-        return str(value)
+            return "`" + ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) + "`"
+        return f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
+
+
+def table() -> str:
+    """The environment variables as docs/configuration.md shows them (a test keeps the page
+    the same as this)."""
+    rows = [f"| `{v.name}` | {v.meaning} | {v.shown_default()} |" for v in VARIABLES]
+    return "\n".join(["| variable | meaning | default |", "|---|---|---|", *rows])
 
 
 def log_format_from_env(environ: Mapping[str, str]) -> Literal["json", "text"]:

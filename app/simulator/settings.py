@@ -52,6 +52,22 @@ class SimulatorSettings:
     submit_qps: float = 30.0  # ICE's documented limit for SubmitMediaProducingJob
     user_id: int = 1234567890123456  # the account UID callbacks carry
 
+    # What each behaviour setting does (docs/configuration.md is made from it).
+    MEANINGS: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "job_seconds": "how long a job runs, submit to final status (Init 10 %, Queuing "
+            "20 %, Processing 70 %)",
+            "failure_rate": "share of jobs that end `Failed` (0..1)",
+            "callback_drop_rate": "share of callbacks never sent",
+            "callback_duplicate_rate": "share of callbacks delivered twice",
+            "callback_copies": "deliveries of every callback (1-10; a duplicate adds one more)",
+            "callback_delay_seconds": "random delay up to this before a callback (reorders them)",
+            "api_error_rate": "share of API calls answered `Throttling.User` or `InternalError`",
+            "api_latency_ms": "latency added to every API answer",
+            "callback_auth_key": "sign callbacks with `X-ICE-TIMESTAMP` / `X-ICE-SIGNATURE`",
+        }
+    )
+
     BEHAVIOUR: ClassVar[tuple[str, ...]] = (
         "job_seconds",
         "failure_rate",
@@ -112,6 +128,22 @@ class SimulatorSettings:
         shown["submit_qps"] = self.submit_qps
         shown["user_id"] = self.user_id
         return shown
+
+
+def table() -> str:
+    """The behaviour settings as docs/configuration.md shows them (a test keeps them equal)."""
+    defaults = {f.name: f.default for f in fields(SimulatorSettings)}
+    rows = []
+    for name in SimulatorSettings.BEHAVIOUR:
+        default = defaults[name]
+        if default is None:
+            shown = "unset"
+        else:
+            shown = f"`{default:g}`" if isinstance(default, float) else f"`{default}`"
+        meaning = SimulatorSettings.MEANINGS[name]
+        flag = "--" + name.replace("_", "-")
+        rows.append(f"| `{env_variable(name)}` | `{flag}` | {meaning} | {shown} |")
+    return "\n".join(["| variable | flag | meaning | default |", "|---|---|---|---|", *rows])
 
 
 def env_variable(name: str) -> str:
