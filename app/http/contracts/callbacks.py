@@ -7,20 +7,18 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, with_config
 from typing_extensions import TypedDict
 
-from app.core.queries import CallbackQuery
+from app.core.queries import PAGE_DEFAULT, CallbackQuery
 from app.core.statuses import CallbackOutcome
 from app.http.contracts.common import (
+    FILTERS,
     PageParameters,
-    choice,
+    Time,
     decode_id_cursor,
-    limit_of,
-    refuse_unknown_filters,
     resource,
-    time_of,
-    uuid_of,
+    validated_filters,
 )
 
 
@@ -47,24 +45,25 @@ def callback_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
     return resource(Callback, row)
 
 
+@with_config(FILTERS)
 class CallbackFilters(PageParameters, total=False):
     """``GET /v1/callbacks``' query parameters."""
 
     outcome: CallbackOutcome
     job_id: uuid.UUID
-    received_after: Annotated[datetime, Field(description="inclusive")]
-    received_before: Annotated[datetime, Field(description="exclusive")]
+    received_after: Annotated[Time, Field(description="inclusive")]
+    received_before: Annotated[Time, Field(description="exclusive")]
 
 
 def parse_callback_query(params: Mapping[str, str]) -> CallbackQuery:
-    refuse_unknown_filters(params, CallbackFilters, "/v1/callbacks")
-    cursor = params.get("cursor")
+    filters = validated_filters(CallbackFilters, params)
+    cursor = filters.get("cursor")
     return CallbackQuery(
-        outcome=choice(params, "outcome", CallbackOutcome),
-        job_id=uuid_of(params, "job_id"),
-        received_after=time_of(params, "received_after"),
-        received_before=time_of(params, "received_before"),
-        limit=limit_of(params.get("limit")),
+        outcome=filters.get("outcome"),
+        job_id=filters.get("job_id"),
+        received_after=filters.get("received_after"),
+        received_before=filters.get("received_before"),
+        limit=filters.get("limit", PAGE_DEFAULT),
         before_id=decode_id_cursor(cursor) if cursor else None,
     )
 

@@ -1,17 +1,18 @@
-"""What every resource's contract shares: request bodies and query parameters parsed and
-checked once, pages and cursors, errors, health. Every parsing failure is a
-``ValidationError`` naming the field.
+"""What every resource's contract shares: request bodies and query parameters validated
+once, pages and cursors, errors, health.
 
-The shapes of the contracts (TypedDicts) are the API's own description: the parsers take
-their field names from them, the serialisers their keys, and ``http.openapi`` turns them into
-JSON Schema. A type names a value's JSON form (a UUID or datetime is a string in that
-format). Request bodies are closed: the parsers refuse a field they do not name.
+The shapes of the contracts (TypedDicts) are the API's own description: pydantic validates
+a request against its shape (``validated``), the serialisers take their keys from them, and
+``http.openapi`` turns the same shapes into JSON Schema, so a limit is written once. A type
+names a value's JSON form (a UUID or datetime is a string in that format). Request bodies
+are closed and strict (``BODY``: no unknown field, no "true" for true); query parameters
+are closed and read from text (``FILTERS``). Every failure is a ``ValidationError`` naming
+the field.
 """
 
 from __future__ import annotations
 
 import base64
-import enum
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -20,13 +21,12 @@ from typing import (
     Any,
     Literal,
     NotRequired,
-    Required,
     TypeVar,
-    get_origin,
-    get_type_hints,
 )
 
-from pydantic import ConfigDict, Field
+import pydantic
+from pydantic import BeforeValidator, ConfigDict, Field, PlainValidator, TypeAdapter
+from pydantic_core import ErrorDetails
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from app.core.errors import ValidationError
@@ -35,11 +35,59 @@ from app.core.parsing import loads, natural, storable
 from app.core.queries import PAGE_DEFAULT, PAGE_MAX
 from app.store.audit import Page
 
-# The shapes below are the API's own description: the parsers take their field names from
-# them, the serialisers their keys, and app/openapi.py turns them into JSON Schema. A type
-# names a value's JSON form (a UUID or datetime is a string in that format). Request bodies
-# are closed: the parsers refuse a field they do not name.
-CLOSED = ConfigDict(extra="forbid")
+BODY = ConfigDict(extra="forbid", strict=True)
+
+
+FILTERS = ConfigDict(extra="forbid")
+
+
+Shape = TypeVar("Shape")
+
+
+def validated(shape: type[Shape], data: Mapping[str, Any]) -> Shape:
+    """``data`` checked against ``shape`` (a TypedDict with ``BODY`` or ``FILTERS``) by
+    pydantic, and converted as its types say; the first error as a ``ValidationError``."""
+    try:
+        return _adapter(shape).validate_python(data)
+    except pydantic.ValidationError as exc:
+        raise _field_error(shape, exc.errors(include_url=False, include_input=False)[0]) from None
+
+
+def validated_filters(shape: type[Shape], params: Mapping[str, str]) -> Shape:
+    """Query parameters checked against ``shape``; an empty one is as if not given (an HTML
+    form sends its empty fields)."""
+    given = {name: value for name, value in params.items() if value != ""}
+    for name, value in given.items():
+        refuse_unstorable(name, value)
+    return validated(shape, given)
+
+
+# Building an adapter compiles the shape's validator (milliseconds): once per shape.
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(shape: type[Shape]) -> TypeAdapter[Shape]:
+    adapter = _ADAPTERS.get(shape)
+    if adapter is None:
+        adapter = _ADAPTERS[shape] = TypeAdapter(shape)
+    return adapter
+
+
+def _field_error(shape: type[Any], error: ErrorDetails) -> ValidationError:
+    field = str(error["loc"][0]) if error["loc"] else "body"
+    if error["type"] == "missing":
+        return ValidationError(field, "is required")
+    if error["type"] == "extra_forbidden":
+        what = "filter" if shape.__pydantic_config__ is FILTERS else "field"
+        known = ", ".join(sorted(shape.__annotations__))
+        return ValidationError(field, f"is not a {what} here; known: {known}")
+    context = error.get("ctx", {})
+    if error["type"] == "value_error":  # raised by one of the validators here, in our words
+        return ValidationError(field, str(context.get("error", error["msg"])))
+    if error["type"] in ("enum", "literal_error"):
+        return ValidationError(field, f"must be one of {context.get('expected', '')}")
+    message = error["msg"]
+    return ValidationError(field, message[:1].lower() + message[1:])
 
 
 def parse_json_body(raw: bytes) -> dict[str, Any]:
@@ -58,28 +106,29 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
 
 def refuse_unstorable(field: str, value: Any) -> None:
     """Refuses text anywhere in ``value`` (keys too) that PostgreSQL cannot hold though
-    JSON can escape it (``db.storable``); walks without recursion, however deep."""
-    pending = [field, value]
+    JSON can escape it (``core.parsing.storable``)."""
+    if not all_storable(value):
+        raise ValidationError(field, UNSTORABLE)
+
+
+UNSTORABLE = "holds NUL or an unpaired surrogate, not kept"
+
+
+def all_storable(value: Any) -> bool:
+    """Whether PostgreSQL can hold every text in ``value``, keys too; walks without
+    recursion, however deep."""
+    pending = [value]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
             if not storable(item):
-                raise ValidationError(field, "holds NUL or an unpaired surrogate, not kept")
+                return False
         elif isinstance(item, dict):
             pending += item.keys()
             pending += item.values()
         elif isinstance(item, list):
             pending += item
-
-
-def refuse_unknown(body: Mapping[str, Any], shape: type[Any]) -> None:
-    """Refuses a field that ``shape`` (a TypedDict of a request body) does not name."""
-    known = shape.__annotations__
-    for name in body:
-        if name == "ClientToken":  # an ICE parameter, but icehook's to set
-            raise ValidationError("ClientToken", "is set by icehook (from the job's id)")
-        if name not in known:
-            raise ValidationError(name, f"is not a field here; known: {', '.join(sorted(known))}")
+    return True
 
 
 def resource(shape: type[Any], row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -87,60 +136,26 @@ def resource(shape: type[Any], row: Mapping[Any, Any]) -> dict[str, Any]:
     return {name: plain(row[name]) for name in shape.__annotations__}
 
 
-class PageParameters(TypedDict, total=False):
-    limit: Annotated[int, Field(ge=1, le=PAGE_MAX, description="items per page (default 50)")]
-    cursor: Annotated[str, Field(description="the next_cursor of the previous page")]
-
-
-def refuse_unknown_filters(params: Mapping[str, str], filters: type[Any], path: str) -> None:
-    """Refuses a parameter that ``filters`` (a TypedDict of query parameters) does not name,
-    and a value that PostgreSQL cannot hold."""
-    for name, value in params.items():
-        if name not in filters.__annotations__:
-            raise ValidationError(name, f"is not a filter of {path}")
-        refuse_unstorable(name, value)
-
-
-Choice = TypeVar("Choice", bound=enum.StrEnum)
-
-
-def choice(params: Mapping[str, str], name: str, choices: type[Choice]) -> Choice | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if value not in set(choices):
-        raise ValidationError(name, f"must be one of {', '.join(choices)}")
-    return choices(value)
-
-
-def uuid_of(params: Mapping[str, str], name: str) -> uuid.UUID | None:
-    if not params.get(name):
-        return None
+def iso_time(value: Any) -> datetime:
+    """An ISO 8601 time with a time zone, that exists in UTC (the database's form)."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z")
     try:
-        return uuid.UUID(params[name])
+        moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ValidationError(name, "is not an id (a UUID)") from None
-
-
-def time_of(params: Mapping[str, Any], name: str) -> datetime | None:
-    if not params.get(name):
-        return None
-    if not isinstance(params[name], str):
-        raise ValidationError(name, "must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z")
-    try:
-        moment = datetime.fromisoformat(params[name])
-    except ValueError:
-        raise ValidationError(name, "must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
+        raise ValueError("must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
     if moment.tzinfo is None:
-        raise ValidationError(name, "must carry a time zone, e.g. Z or +08:00")
+        raise ValueError("must carry a time zone, e.g. Z or +08:00")
     if not _in_range(moment):
-        raise ValidationError(name, "is out of range")
+        raise ValueError("is out of range")
     return moment
 
 
+Time = Annotated[datetime, PlainValidator(iso_time, json_schema_input_type=datetime)]
+
+
 def _in_range(moment: datetime) -> bool:
-    """Whether ``moment`` exists in UTC (the database's form): 0001-01-01T00:00+01:00 does
-    not."""
+    """Whether ``moment`` exists in UTC: 0001-01-01T00:00+01:00 does not."""
     try:
         moment.astimezone(UTC)
     except OverflowError:
@@ -148,13 +163,24 @@ def _in_range(moment: datetime) -> bool:
     return True
 
 
-def limit_of(raw: str | None) -> int:
-    if raw is None:
-        return PAGE_DEFAULT
-    limit = natural(raw, PAGE_MAX)
-    if limit is None or limit < 1:
-        raise ValidationError("limit", f"must be a whole number from 1 to {PAGE_MAX}")
-    return limit
+def _whole_number(value: Any) -> Any:
+    """A query parameter's text as a number: ASCII digits only (``int()`` also reads other
+    scripts' digits, signs and underscores)."""
+    if not isinstance(value, str):
+        return value
+    number = natural(value)
+    if number is None:
+        raise ValueError("must be a whole number")
+    return number
+
+
+class PageParameters(TypedDict, total=False):
+    limit: Annotated[
+        int,
+        Field(ge=1, le=PAGE_MAX, description=f"items per page (default {PAGE_DEFAULT})"),
+        BeforeValidator(_whole_number),
+    ]
+    cursor: Annotated[str, Field(description="the next_cursor of the previous page")]
 
 
 def encode_cursor(created_at: datetime, job_id: uuid.UUID) -> str:
@@ -185,17 +211,6 @@ def decode_id_cursor(raw: str) -> int:
         return last_id
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("cursor", "is not a cursor this API gave out") from None
-
-
-def required_keys(shape: type[Any]) -> list[str]:
-    """The keys ``shape`` (a TypedDict) requires. (``__required_keys__`` cannot tell while
-    annotations are strings, as in this module.)"""
-    hints = get_type_hints(shape, include_extras=True)
-    return [
-        name
-        for name, hint in hints.items()
-        if get_origin(hint) is Required or (shape.__total__ and get_origin(hint) is not NotRequired)
-    ]
 
 
 class Health(TypedDict):

@@ -7,24 +7,32 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, WithJsonSchema
+from pydantic import AfterValidator, Field, WithJsonSchema, with_config
 from typing_extensions import TypedDict
 
-from app.core.errors import ValidationError
 from app.core.events import EVENT_TYPES
-from app.core.queries import DeliveryQuery
+from app.core.queries import PAGE_DEFAULT, DeliveryQuery
 from app.core.statuses import DeliveryStatus
 from app.http.contracts.common import (
+    FILTERS,
     PageParameters,
-    choice,
     decode_id_cursor,
-    limit_of,
-    refuse_unknown_filters,
     resource,
-    uuid_of,
+    validated_filters,
 )
 
-EventType = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
+
+def _known_event_type(name: str) -> str:
+    if name not in EVENT_TYPES:
+        raise ValueError("is not an event type (e.g. job.succeeded)")
+    return name
+
+
+EventType = Annotated[
+    str,
+    AfterValidator(_known_event_type),
+    WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)}),
+]
 
 
 class Delivery(TypedDict):
@@ -64,6 +72,7 @@ def attempt_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
     return resource(DeliveryAttempt, row)
 
 
+@with_config(FILTERS)
 class DeliveryFilters(PageParameters, total=False):
     """``GET /v1/deliveries``' query parameters."""
 
@@ -74,17 +83,14 @@ class DeliveryFilters(PageParameters, total=False):
 
 
 def parse_delivery_query(params: Mapping[str, str]) -> DeliveryQuery:
-    refuse_unknown_filters(params, DeliveryFilters, "/v1/deliveries")
-    event_type = params.get("event_type") or None
-    if event_type is not None and event_type not in EVENT_TYPES:
-        raise ValidationError("event_type", "is not an event type (e.g. job.succeeded)")
-    cursor = params.get("cursor")
+    filters = validated_filters(DeliveryFilters, params)
+    cursor = filters.get("cursor")
     return DeliveryQuery(
-        status=choice(params, "status", DeliveryStatus),
-        subscription_id=uuid_of(params, "subscription_id"),
-        job_id=uuid_of(params, "job_id"),
-        event_type=event_type,
-        limit=limit_of(params.get("limit")),
+        status=filters.get("status"),
+        subscription_id=filters.get("subscription_id"),
+        job_id=filters.get("job_id"),
+        event_type=filters.get("event_type"),
+        limit=filters.get("limit", PAGE_DEFAULT),
         before_id=decode_id_cursor(cursor) if cursor else None,
     )
 

@@ -7,48 +7,86 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal, Required, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Required
 
-from pydantic import Field, with_config
+from pydantic import AfterValidator, Field, PlainValidator, with_config
 from typing_extensions import TypedDict
 
 from app.core.errors import ValidationError
 from app.core.events import job_resource
 from app.core.parsing import loads
-from app.core.queries import JobQuery
+from app.core.queries import PAGE_DEFAULT, JobQuery
 from app.core.statuses import EventSource, JobKind, JobStatus
 from app.core.submissions import Submission
 from app.http.contracts.callbacks import Callback, callback_resource
 from app.http.contracts.common import (
-    CLOSED,
+    BODY,
+    FILTERS,
+    UNSTORABLE,
     PageParameters,
-    choice,
+    Time,
+    all_storable,
     decode_cursor,
-    limit_of,
-    refuse_unknown,
-    refuse_unknown_filters,
-    refuse_unstorable,
     resource,
-    time_of,
-    uuid_of,
+    validated,
+    validated_filters,
 )
 from app.http.contracts.deliveries import Delivery, delivery_resource
 from app.store.audit import Timeline
 
-OutputMediaTarget = Literal["oss-object", "vod-media", "S3"]
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
 
 
-OUTPUT_MEDIA_TARGETS = frozenset(get_args(OutputMediaTarget))
+Text = Annotated[str, AfterValidator(_not_blank)]
+
+
+def _inner_json(text: str) -> Any:
+    """A value given as JSON text, parsed and checked as the body itself is."""
+    try:
+        value = loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError("is a string but not valid JSON") from None
+    if not all_storable(value):
+        raise ValueError(UNSTORABLE)
+    return value
+
+
+def _json_text(value: Any) -> str:
+    """A JSON object or array, given as itself or as its JSON text, as JSON text (what ICE
+    takes)."""
+    if isinstance(value, str):
+        value = _inner_json(value)
+    if not isinstance(value, dict | list):
+        raise ValueError("must be a JSON object (or its JSON text)")
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 JsonDocument = Annotated[
-    dict[str, Any] | list[Any] | str,
+    str,
+    PlainValidator(_json_text, json_schema_input_type=dict[str, Any] | list[Any] | str),
     Field(description="a JSON object or array, or its JSON text (ICE wants text)"),
 ]
 
 
+def _user_data(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = _inner_json(value)
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    if "NotifyAddress" in value:
+        raise ValueError("NotifyAddress is set by icehook; leave it out")
+    return value
+
+
 UserData = Annotated[
-    dict[str, Any] | str | None,
+    dict[str, Any],
+    PlainValidator(_user_data, json_schema_input_type=dict[str, Any] | str | None),
     Field(
         description="your own data, kept with the job and sent back in its events; "
         "icehook adds NotifyAddress, and ICE allows 512 bytes in all"
@@ -56,35 +94,22 @@ UserData = Annotated[
 ]
 
 
-@with_config(CLOSED)
+@with_config(BODY)
 class JobSubmission(TypedDict, total=False):
     """``SubmitMediaProducingJob``'s parameters, by ICE's names: exactly one of ProjectId,
     Timeline and TemplateId (with ClipsParam)."""
 
-    ProjectId: str
+    ProjectId: Text
     Timeline: JsonDocument
-    TemplateId: str
+    TemplateId: Text
     ClipsParam: JsonDocument
     OutputMediaConfig: Required[JsonDocument]
-    OutputMediaTarget: OutputMediaTarget
+    OutputMediaTarget: Literal["oss-object", "vod-media", "S3"]
     ProjectMetadata: JsonDocument
     EditingProduceConfig: JsonDocument
     MediaMetadata: JsonDocument
-    Source: str
+    Source: Text
     UserData: UserData
-
-
-# SubmitMediaProducingJob's parameters by the form of their values: text, or JSON documents
-# (sent to ICE as JSON text). UserData is neither: icehook adds to it.
-_JOB_HINTS = get_type_hints(JobSubmission)
-
-
-JOB_TEXT_PARAMETERS = frozenset(
-    name for name, hint in _JOB_HINTS.items() if hint is str or get_origin(hint) is Literal
-)
-
-
-JOB_JSON_PARAMETERS = frozenset(_JOB_HINTS.keys() - JOB_TEXT_PARAMETERS - {"UserData"})
 
 
 IDEMPOTENCY_KEY_MAX = 200
@@ -107,12 +132,34 @@ SubmitHeaders = TypedDict(
 )
 
 
-@with_config(CLOSED)
+def parse_submit_headers(headers: Mapping[str, str]) -> SubmitHeaders:
+    """The headers of a submission that icehook reads (the others are not its business)."""
+    given = {name: headers[name] for name in SubmitHeaders.__annotations__ if name in headers}
+    return validated(SubmitHeaders, given)
+
+
+def _project_ids(value: Any) -> str:
+    """A list of project ids, or one comma-separated string, as ICE's comma string."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list) or not all(isinstance(i, str) for i in value):
+        raise ValueError("must be a list of project ids or a comma string")
+    ids = [i.strip() for i in value if i.strip()]
+    if not ids:
+        raise ValueError("names no project")
+    return ",".join(ids)
+
+
+@with_config(BODY)
 class BatchSubmission(TypedDict, total=False):
     """``SubmitSceneBatchEditingJob``'s parameters, by ICE's names."""
 
     ProjectIds: Required[
-        Annotated[list[str] | str, Field(description="a list, or one comma-separated string")]
+        Annotated[
+            str,
+            PlainValidator(_project_ids, json_schema_input_type=list[str] | str),
+            Field(description="a list, or one comma-separated string"),
+        ]
     ]
     OutputConfig: Required[JsonDocument]
     UserData: UserData
@@ -120,82 +167,24 @@ class BatchSubmission(TypedDict, total=False):
 
 def parse_job(body: Mapping[str, Any]) -> Submission:
     """A ``SubmitMediaProducingJob`` body (ICE's parameter names)."""
-    refuse_unknown(body, JobSubmission)
-    parameters: dict[str, str] = {}
-    for name in sorted(JOB_TEXT_PARAMETERS & body.keys()):
-        parameters[name] = _text(body, name)
-    for name in sorted(JOB_JSON_PARAMETERS & body.keys()):
-        parameters[name] = _json_text(body, name)
+    if "ClientToken" in body:  # an ICE parameter, but icehook's to set
+        raise ValidationError("ClientToken", "is set by icehook (from the job's id)")
+    submission = validated(JobSubmission, body)
+    parameters = {name: text for name, text in submission.items() if isinstance(text, str)}
     sources = [name for name in ("ProjectId", "Timeline", "TemplateId") if name in parameters]
     if len(sources) != 1:
         raise ValidationError("ProjectId", "give exactly one of ProjectId, Timeline and TemplateId")
     if "TemplateId" in parameters and "ClipsParam" not in parameters:
         raise ValidationError("ClipsParam", "is required with TemplateId")
-    if "OutputMediaConfig" not in parameters:
-        raise ValidationError("OutputMediaConfig", "is required")
-    target = parameters.get("OutputMediaTarget")
-    if target is not None and target not in OUTPUT_MEDIA_TARGETS:
-        raise ValidationError(
-            "OutputMediaTarget", f"must be one of {', '.join(sorted(OUTPUT_MEDIA_TARGETS))}"
-        )
-    return Submission(JobKind.JOB, parameters, _user_data(body), parameters.get("ProjectId"))
+    user_data = submission.get("UserData", {})
+    return Submission(JobKind.JOB, parameters, user_data, parameters.get("ProjectId"))
 
 
 def parse_batch(body: Mapping[str, Any]) -> Submission:
     """A ``SubmitSceneBatchEditingJob`` body: ``ProjectIds`` as a list or a comma string."""
-    refuse_unknown(body, BatchSubmission)
-    raw_ids = body.get("ProjectIds")
-    if isinstance(raw_ids, str):
-        raw_ids = raw_ids.split(",")
-    if not isinstance(raw_ids, list) or not all(isinstance(i, str) for i in raw_ids):
-        raise ValidationError("ProjectIds", "must be a list of project ids or a comma string")
-    ids = [i.strip() for i in raw_ids if i.strip()]
-    if not ids:
-        raise ValidationError("ProjectIds", "names no project")
-    if "OutputConfig" not in body:
-        raise ValidationError("OutputConfig", "is required")
-    parameters = {"ProjectIds": ",".join(ids), "OutputConfig": _json_text(body, "OutputConfig")}
-    return Submission(JobKind.BATCH, parameters, _user_data(body), None)
-
-
-def _text(body: Mapping[str, Any], name: str) -> str:
-    value = body[name]
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(name, "must be a non-empty string")
-    return value
-
-
-def _inner_json(name: str, text: str) -> Any:
-    """A parameter given as JSON text, parsed and checked as the body itself is."""
-    try:
-        value = loads(text)
-    except (ValueError, RecursionError):
-        raise ValidationError(name, "is a string but not valid JSON") from None
-    refuse_unstorable(name, value)
-    return value
-
-
-def _json_text(body: Mapping[str, Any], name: str) -> str:
-    """A JSON-valued parameter, given as an object/array or as a JSON string; ICE wants text."""
-    value = body[name]
-    if isinstance(value, str):
-        value = _inner_json(name, value)
-    if not isinstance(value, dict | list):
-        raise ValidationError(name, "must be a JSON object (or its JSON text)")
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _user_data(body: Mapping[str, Any]) -> dict[str, Any]:
-    if "UserData" not in body or body["UserData"] is None:
-        return {}
-    value = body["UserData"]
-    if isinstance(value, str):
-        value = _inner_json("UserData", value)
-    if not isinstance(value, dict):
-        raise ValidationError("UserData", "must be a JSON object")
-    if "NotifyAddress" in value:
-        raise ValidationError("UserData", "NotifyAddress is set by icehook; leave it out")
-    return value
+    batch = validated(BatchSubmission, body)
+    parameters = {"ProjectIds": batch["ProjectIds"], "OutputConfig": batch["OutputConfig"]}
+    return Submission(JobKind.BATCH, parameters, batch.get("UserData", {}), None)
 
 
 class Job(TypedDict):
@@ -235,6 +224,7 @@ def event_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
     return resource(Event, row)
 
 
+@with_config(FILTERS)
 class JobFilters(PageParameters, total=False):
     """``GET /v1/jobs``'s query parameters."""
 
@@ -242,21 +232,22 @@ class JobFilters(PageParameters, total=False):
     ice_job_id: str
     project_id: str
     batch_id: uuid.UUID
-    created_after: Annotated[datetime, Field(description="inclusive")]
-    created_before: Annotated[datetime, Field(description="exclusive")]
+    created_after: Annotated[Time, Field(description="inclusive")]
+    created_before: Annotated[Time, Field(description="exclusive")]
 
 
 def parse_job_query(params: Mapping[str, str]) -> JobQuery:
-    refuse_unknown_filters(params, JobFilters, "/v1/jobs")
+    filters = validated_filters(JobFilters, params)
+    cursor = filters.get("cursor")
     return JobQuery(
-        status=choice(params, "status", JobStatus),
-        ice_job_id=params.get("ice_job_id") or None,
-        project_id=params.get("project_id") or None,
-        batch_id=uuid_of(params, "batch_id"),
-        created_after=time_of(params, "created_after"),
-        created_before=time_of(params, "created_before"),
-        limit=limit_of(params.get("limit")),
-        cursor=decode_cursor(params["cursor"]) if params.get("cursor") else None,
+        status=filters.get("status"),
+        ice_job_id=filters.get("ice_job_id"),
+        project_id=filters.get("project_id"),
+        batch_id=filters.get("batch_id"),
+        created_after=filters.get("created_after"),
+        created_before=filters.get("created_before"),
+        limit=filters.get("limit", PAGE_DEFAULT),
+        cursor=decode_cursor(cursor) if cursor else None,
     )
 
 

@@ -9,12 +9,12 @@ from datetime import datetime
 from typing import Annotated, Any, Required
 from urllib.parse import urlsplit
 
-from pydantic import Field, WithJsonSchema, with_config
+from pydantic import AfterValidator, Field, WithJsonSchema, with_config
 from typing_extensions import TypedDict
 
 from app.core.errors import ValidationError
 from app.core.events import EVENT_TYPES, PATTERNS
-from app.http.contracts.common import CLOSED, refuse_unknown, required_keys, resource, time_of
+from app.http.contracts.common import BODY, Time, resource, validated
 from app.http.contracts.jobs import Job
 
 URL_MAX = 2048
@@ -26,11 +26,37 @@ DESCRIPTION_MAX = 1000
 EventType = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
 
 
+def _known_pattern(pattern: str) -> str:
+    if pattern not in PATTERNS:
+        raise ValueError(
+            f"{pattern!r} is not an event type; use one of {', '.join(sorted(PATTERNS))}"
+        )
+    return pattern
+
+
 EventPattern = Annotated[
     str,
+    AfterValidator(_known_pattern),
     WithJsonSchema({"type": "string", "enum": sorted(PATTERNS)}),
     Field(description="an event type, or a pattern: job.*, batch.*, *"),
 ]
+
+
+def _webhook_url(value: str) -> str:
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
+        raise ValueError("must not hold spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials; the signature authenticates")
+    if parts.fragment:
+        raise ValueError("must not have a #fragment")
+    return value
 
 
 WebhookUrl = Annotated[
@@ -41,10 +67,15 @@ WebhookUrl = Annotated[
         json_schema_extra={"format": "uri"},
         description="http:// or https://, without credentials or #fragment",
     ),
+    AfterValidator(_webhook_url),
 ]
 
 
-EventPatterns = Annotated[list[EventPattern], Field(min_length=1)]
+def _distinct(patterns: list[str]) -> list[str]:
+    return list(dict.fromkeys(patterns))
+
+
+EventPatterns = Annotated[list[EventPattern], Field(min_length=1), AfterValidator(_distinct)]
 
 
 class _SubscriptionSettings(TypedDict, total=False):
@@ -52,7 +83,7 @@ class _SubscriptionSettings(TypedDict, total=False):
     enabled: bool
 
 
-@with_config(CLOSED)
+@with_config(BODY)
 class NewSubscription(_SubscriptionSettings, total=False):
     """``POST /v1/subscriptions``."""
 
@@ -60,7 +91,7 @@ class NewSubscription(_SubscriptionSettings, total=False):
     event_types: Required[EventPatterns]
 
 
-@with_config(CLOSED)
+@with_config(BODY)
 class SubscriptionChange(_SubscriptionSettings, total=False):
     """``PATCH /v1/subscriptions/{id}``: any of the fields."""
 
@@ -100,65 +131,15 @@ class RotatedSubscription(Subscription):
 def parse_subscription(body: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
     """A subscription's columns from a POST (``url`` and ``event_types`` required) or a PATCH
     (``partial``: only what is given)."""
-    refuse_unknown(body, SubscriptionChange)
-    if not partial:
-        for name in required_keys(NewSubscription):
-            if name not in body:
-                raise ValidationError(name, "is required")
-    values: dict[str, Any] = {}
-    if "url" in body:
-        values["url"] = _webhook_url(body["url"])
-    if "event_types" in body:
-        values["event_types"] = _event_types(body["event_types"])
-    if "description" in body:
-        description = body["description"]
-        if not isinstance(description, str) or len(description) > DESCRIPTION_MAX:
-            raise ValidationError("description", f"must be a string of at most {DESCRIPTION_MAX}")
-        values["description"] = description
-    if "enabled" in body:
-        if not isinstance(body["enabled"], bool):
-            raise ValidationError("enabled", "must be true or false")
-        values["enabled"] = body["enabled"]
-    return values
+    return dict(validated(SubscriptionChange if partial else NewSubscription, body))
 
 
-def _webhook_url(value: Any) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= URL_MAX:
-        raise ValidationError("url", f"must be a URL of at most {URL_MAX} characters")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
-        raise ValidationError("url", "must not hold spaces or control characters")
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 (raises ValueError for a bad port)
-    except ValueError:
-        raise ValidationError("url", "is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("url", "must be an http:// or https:// URL with a host")
-    if parts.username is not None or parts.password is not None:
-        raise ValidationError("url", "must not carry credentials; the signature authenticates")
-    if parts.fragment:
-        raise ValidationError("url", "must not have a #fragment")
-    return value
-
-
-def _event_types(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise ValidationError("event_types", "must be a non-empty list of event types")
-    for pattern in value:
-        if pattern not in PATTERNS:
-            raise ValidationError(
-                "event_types",
-                f"{pattern!r} is not an event type; use one of {', '.join(sorted(PATTERNS))}",
-            )
-    return list(dict.fromkeys(value))
-
-
-@with_config(CLOSED)
+@with_config(BODY)
 class Replay(TypedDict, total=False):
     """The period whose recorded events are sent again (``until`` open: up to now)."""
 
-    since: Required[datetime]
-    until: datetime
+    since: Required[Time]
+    until: Time
 
 
 class Replayed(TypedDict):
@@ -167,11 +148,8 @@ class Replayed(TypedDict):
 
 def parse_replay(body: Mapping[str, Any]) -> tuple[datetime, datetime | None]:
     """``since`` (required) and ``until`` of a replay."""
-    refuse_unknown(body, Replay)
-    since = time_of(body, "since")
-    if since is None:
-        raise ValidationError("since", "is required (an ISO 8601 time)")
-    until = time_of(body, "until")
+    replay = validated(Replay, body)
+    since, until = replay["since"], replay.get("until")
     if until is not None and until <= since:
         raise ValidationError("until", "must be after since")
     return since, until

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.core.errors import Conflict, IceRefused, NotFound, ValidationError
+from app.core.errors import Conflict, IceRefused, NotFound
 from app.core.events import job_resource
 from app.core.statuses import EventSource, JobKind, JobStatus
 from app.core.submissions import Submission
@@ -20,7 +20,6 @@ from app.flows.confirm import Confirmer
 from app.flows.submit import IceRejected, Submitter
 from app.http.contracts.common import encode_cursor, page_resource, parse_json_body
 from app.http.contracts.jobs import (
-    IDEMPOTENCY_KEY_MAX,
     Batch,
     BatchSubmission,
     Job,
@@ -32,6 +31,7 @@ from app.http.contracts.jobs import (
     parse_batch,
     parse_job,
     parse_job_query,
+    parse_submit_headers,
     timeline_resource,
 )
 from app.http.openapi import operation
@@ -87,11 +87,7 @@ class JobRoutes:
     ) -> JSONResponse:
         body = parse_json_body(await read_body(request, SUBMIT_MAX_BYTES))
         sub = parse(body)
-        key = request.headers.get("idempotency-key")
-        if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_MAX:
-            raise ValidationError(
-                "Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX} characters"
-            )
+        key = parse_submit_headers(request.headers).get("Idempotency-Key")
         try:
             job, replay = await self.submitter.submit(
                 sub, idempotency_key=key, body_hash=request_hash(body)
