@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from app import outbound
 from app.core.health import Health
+from app.flows.budget import SharedBudget
 from app.flows.confirm import Confirmer
 from app.flows.deliver import Deliverer
 from app.flows.intake import Intake
@@ -54,7 +55,12 @@ class Parts:
         self.work_waker = Waker(WORK)  # jobs to confirm: callbacks stored, a sweep due
         self.delivery_waker = Waker(DELIVERIES)  # webhooks to send
         self.http = outbound.client(max_connections=64, trust_env=True)
-        self.ice = IceClient(self.http, settings)
+        self.ice = IceClient(
+            self.http,
+            settings,
+            submit_pace=self._shared_budget("ice-submit", settings.ice_submit_qps),
+            read_pace=self._shared_budget("ice-read", settings.ice_read_qps),
+        )
         # A write may be tried twice (the second on a new connection), each within the timeout.
         self.intake = Intake(
             self.engine,
@@ -66,6 +72,10 @@ class Parts:
         )
         self.submitter = Submitter(self.sessionmaker, self.ice, settings)
         self.confirmer = Confirmer(self.sessionmaker, self.ice, self.submitter, settings)
+
+    def _shared_budget(self, name: str, rate: float) -> SharedBudget:
+        fallback = RateLimiter(rate, sleep=asyncio.sleep)
+        return SharedBudget(self.engine, name, rate, fallback=fallback)
 
     def worker(self, poll_seconds: float = POLL_SECONDS) -> Worker:
         """The background worker: judging callbacks and sweeping, and delivering webhooks."""
@@ -93,7 +103,9 @@ class Parts:
         )
 
     async def close(self) -> None:
-        """Return the intake's connection, close the HTTP client and the pool."""
+        """Cancel sends still waiting for ICE, return the intake's connection, close the
+        HTTP client and the pool."""
+        await self.submitter.close()
         await self.intake.close()
         await self.http.aclose()
         await dispose(self.engine, self.timeout)

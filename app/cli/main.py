@@ -32,11 +32,13 @@ from app.cli.servers import (
     url_of,
     url_of_host,
 )
-from app.core.errors import ApiError, ConfigError, ValidationError
+from app.core.errors import ApiError, ConfigError, IceError, ValidationError
+from app.core.values import parse_positive
 from app.flows.lifecycle import Shutdown
 from app.http import edge
 from app.http.middleware import new_api_key
-from app.settings import Settings, log_format_from_env, parse_positive
+from app.ice.credentials import credentials_for
+from app.settings import Settings, log_format_from_env
 from app.simulator import SimulatorSettings, create_simulator_app
 from app.simulator.settings import ACCESS_KEYS_VARIABLE, new_access_key
 from app.store import embedded, schema
@@ -141,7 +143,7 @@ def _serve(args: argparse.Namespace) -> None:
             settings = dataclasses.replace(settings, api_keys=(key,))
             print(f"icehook: generated API key for this run: {key}", file=sys.stderr)
     else:
-        settings.require_ice_credentials()
+        _require_ice_credentials(settings)
         if not settings.api_keys:
             raise ConfigError(
                 "ICEHOOK_API_KEYS",
@@ -159,6 +161,20 @@ def _serve(args: argparse.Namespace) -> None:
     apps.insert(0, Served(app, api_socket, edge.limits_of(settings)))
     print(f"icehook: serving at {url_of(api_socket)}", file=sys.stderr)
     run_servers(apps, shutdown)
+
+
+def _require_ice_credentials(settings: Settings) -> None:
+    """Stop with one line unless ICE credentials can be had now: an AccessKey pair, or
+    what Alibaba Cloud's credential chain finds (app/ice/credentials.py)."""
+    settings.require_whole_access_key()
+    try:
+        asyncio.run(credentials_for(settings).current())
+    except IceError as exc:
+        raise ConfigError(
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            "required to call ICE, unless temporary credentials are configured (see "
+            f"docs/configuration.md, Credentials) or with --simulate: {exc.message}",
+        ) from None
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -201,7 +217,7 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _worker(args: argparse.Namespace) -> None:
     settings = Settings.from_env(os.environ)
-    settings.require_ice_credentials()
+    _require_ice_credentials(settings)
     settings = _prepare(settings)
 
     async def work() -> None:

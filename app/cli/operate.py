@@ -105,7 +105,10 @@ async def list_jobs(args: argparse.Namespace, session: AsyncSession, settings: S
         job_resource,
         lambda last: encode_cursor(last["created_at"], last["id"]),
     )
-    _show_page(args, page, ["id", "status", "ice_job_id", "project_id", "created_at", "updated_at"])
+    columns = ["id", "status", "ice_job_id", "project_id", "created_at", "updated_at"]
+    if any(job["fate_unknown_since"] for job in page["items"]):
+        columns.append("fate_unknown_since")  # submissions ICE cannot show: see `jobs show`
+    _show_page(args, page, columns)
 
 
 async def show_job(args: argparse.Namespace, session: AsyncSession, settings: Settings) -> None:

@@ -26,6 +26,7 @@ EVENT_TYPES = (
     "batch.finished",
     "batch.failed",
     "batch.rejected",
+    "batch.abandoned",
 )
 
 
@@ -50,6 +51,9 @@ JOB_FIELDS = (
     "created_at",
     "updated_at",
     "completed_at",
+    "fate_unknown_since",
+    "sub_jobs_succeeded",
+    "sub_jobs_failed",
 )
 
 

@@ -104,6 +104,16 @@ class Work:
     pending: Sequence[Judged]
     statuses: Mapping[str | None, JobStatus]
 
+    def reported_ice_job_ids(self) -> list[str]:
+        """The ICE JobIds its pending callbacks give for the job itself (a batch's own event,
+        not its sub-jobs'): how a job whose submission's answer was lost learns its id."""
+        own = (
+            "BatchProduceMediaComplete"
+            if self.job["kind"] == JobKind.BATCH
+            else "ProduceMediaComplete"
+        )
+        return [c["ice_job_id"] for c in self.pending if c["event_type"] == own and c["ice_job_id"]]
+
     def needs_ice(self) -> bool:
         if self.job["status"] in TERMINAL_STATUSES:
             return False  # nothing can change any more (a finished batch's sub-jobs are final)

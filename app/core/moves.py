@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.answers import Answer, MediaProducingJob
-from app.core.statuses import RANK, EventSource, JobKind, JobStatus, moves_forward, status_from_ice
+from app.core.statuses import (
+    RANK,
+    TERMINAL_STATUSES,
+    EventSource,
+    JobKind,
+    JobStatus,
+    moves_forward,
+    status_from_ice,
+)
 from app.core.tokens import redacted
 
 Row = Mapping[Any, Any]  # a job's row, as the store reads it
@@ -39,6 +47,8 @@ CHANGEABLE = frozenset(
         "error_code",
         "error_message",
         "parameters",
+        "sub_jobs_succeeded",
+        "sub_jobs_failed",
     }
 )
 
@@ -63,6 +73,18 @@ def move_for(job: Row, kind: JobKind, answer: Answer, source: EventSource) -> Mo
             "media_id": answer.media_id,
             "media_url": answer.media_url,
         }
+    elif answer.sub_jobs or to_status in TERMINAL_STATUSES:
+        # A List answer omits sub-jobs, but a batch's final move always comes from a Get
+        # (the sweeper fetches finished batches whole), so a final count is complete.
+        outcomes = [status_from_ice(JobKind.JOB, sub.status) for sub in answer.sub_jobs]
+        changes |= {
+            "sub_jobs_succeeded": outcomes.count(JobStatus.SUCCEEDED),
+            "sub_jobs_failed": outcomes.count(JobStatus.FAILED),
+        }
+        if to_status == JobStatus.FINISHED and not answer.sub_jobs and answer.code:
+            # ICE may say Finished for a batch that failed as a whole, before any sub-job
+            # (docs/ice.md, Batches): it made nothing, so it failed, with ICE's code.
+            to_status = JobStatus.FAILED
     # ICE's answer repeats UserData, whose NotifyAddress holds the callback token.
     payload = redacted(answer.raw) if "UserData" in answer.raw else answer.raw
     return Move(job, to_status, source, payload, changes)

@@ -31,9 +31,18 @@ MAX_BACKOFF = timedelta(hours=1)  # between two checks of a job ICE could not be
 # -- ICE calls ----------------------------------------------------------------------------------
 
 
+# Failures before anything reached ICE: no connection, or no credentials to sign with.
+NOTHING_SENT = frozenset({"ConnectionFailed", "CredentialsUnavailable"})
+
+
+# ICE refused the credential, not the call (an STS token that expired as it was sent):
+# the next attempt is signed with a renewed one (ice.credentials).
+EXPIRED_CREDENTIAL = "InvalidSecurityToken.Expired"
+
+
 def retryable(exc: IceError, idempotent: bool) -> bool:
     """Whether a call that failed with ``exc`` may be made again."""
-    if exc.code.startswith("Throttling") or exc.code == "ConnectionFailed":
+    if exc.code.startswith(("Throttling", EXPIRED_CREDENTIAL)) or exc.code in NOTHING_SENT:
         return True  # ICE did nothing
     unknown_outcome = exc.code == "NoAnswer" or exc.code in RETRYABLE_CODES or exc.status >= 500
     return unknown_outcome and idempotent
@@ -50,7 +59,9 @@ def backoff_limit(attempt: int) -> float:
 
 def refused(error: IceError) -> bool:
     """ICE answered and said no: not "no answer", "failed on ICE's side" or "try later"."""
-    return 400 <= error.status < 500 and not error.code.startswith("Throttling")
+    return 400 <= error.status < 500 and not error.code.startswith(
+        ("Throttling", EXPIRED_CREDENTIAL)
+    )
 
 
 # -- confirming and sweeping --------------------------------------------------------------------

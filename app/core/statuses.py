@@ -5,6 +5,7 @@ A job's status only moves forward (``RANK``), and a terminal status is final::
     submitting -> submitted -> queuing -> processing -> succeeded | failed
     submitting -> rejected
     batch: submitting -> submitted -> processing -> finished | failed | rejected
+    batch: submitting -> abandoned (by an operator, when ICE cannot show whether it exists)
 """
 
 from __future__ import annotations
@@ -26,10 +27,17 @@ class JobStatus(enum.StrEnum):
     FAILED = "failed"
     FINISHED = "finished"
     REJECTED = "rejected"
+    ABANDONED = "abandoned"
 
 
 TERMINAL_STATUSES = frozenset(
-    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.FINISHED, JobStatus.REJECTED}
+    {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.FINISHED,
+        JobStatus.REJECTED,
+        JobStatus.ABANDONED,
+    }
 )
 
 

@@ -49,6 +49,26 @@ def request_hash(body: Mapping[str, Any]) -> bytes:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()
 
 
+def notify_address(user_data: str | None) -> str | None:
+    """The ``NotifyAddress`` in a ``UserData`` text, however it was re-serialised (ICE may
+    give UserData back with other spacing and key order: docs/ice.md); None without one."""
+    try:
+        value = json.loads(user_data or "")
+    except (ValueError, RecursionError):
+        return None
+    address = value.get("NotifyAddress") if isinstance(value, dict) else None
+    return address if isinstance(address, str) else None
+
+
+def token_hash_in(user_data: str | None) -> bytes | None:
+    """The hash of the callback token in ``user_data``'s NotifyAddress: what recognises a
+    job or batch ICE lists as one of icehook's, and whose (None: not one of icehook's)."""
+    address = notify_address(user_data)
+    if address is None or CALLBACK_PATH not in address:
+        return None
+    return token_hash(address.rsplit(CALLBACK_PATH, 1)[1])
+
+
 def redacted(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters with the callback token taken out of UserData's NotifyAddress."""
     try:

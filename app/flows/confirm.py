@@ -64,10 +64,11 @@ class Confirmer:
         self.sweep_after = timedelta(seconds=settings.sweep_after_seconds)
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
 
-    async def fetch_answer(self, job: Row) -> Answer:
-        """ICE's current word on ``job``; settles a submission whose outcome was unknown."""
+    async def fetch_answer(self, job: Row, reported: Sequence[str] = ()) -> Answer:
+        """ICE's current word on ``job``; settles a submission whose outcome was unknown
+        (``reported``: ICE JobIds its callbacks named)."""
         if job["status"] == JobStatus.SUBMITTING:
-            return await self.submitter.settle(job)
+            return await self.submitter.settle(job, reported)
         if job["kind"] == JobKind.BATCH:
             return await self.ice.get_batch_media_producing_job(job["ice_job_id"])
         return await self.ice.get_media_producing_job(job["ice_job_id"])
@@ -99,6 +100,7 @@ class Confirmer:
         answers: Mapping[str, Answer] | None = None,
         before_asking: Callable[[], Awaitable[None]] | None = None,
         after_apply: AfterApply | None = None,
+        reported: Mapping[uuid.UUID, Sequence[str]] | None = None,
     ) -> list[RowMapping | None]:
         """Confirm jobs that the caller has leased (their rows), and release the leases.
 
@@ -108,9 +110,11 @@ class Confirmer:
         outlives its lease. Then every answer is applied in one transaction. If that fails
         because of what it holds, each job is tried again in a transaction of its own, so
         one bad job holds up no other. Returns the jobs as they are now, in order (None: a
-        job that no longer exists, or failed again).
+        job that no longer exists, or failed again). ``reported``: by job id, the ICE JobIds
+        its callbacks named (for a job still ``submitting``).
         """
         known = answers or {}
+        named = reported or {}
 
         async def ask(job: Row) -> Heard:
             logger.info("confirm start job=%s source=%s", job["id"], source.value)
@@ -120,7 +124,7 @@ class Confirmer:
                 await before_asking()
             try:
                 async with asyncio.timeout(self.answer_seconds):
-                    return await self.fetch_answer(job), True
+                    return await self.fetch_answer(job, named.get(job["id"], ())), True
             except IceError as exc:
                 logger.warning("could not confirm job %s with ICE: %s", job["id"], exc)
             except TimeoutError:

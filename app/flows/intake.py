@@ -71,6 +71,7 @@ class Received:
     ice_status: str | None
     reply: Reply
     keep_if_refused: bool  # whether its sender may still have a refused callback kept
+    signed: bool | None = None  # X-ICE-SIGNATURE verified (None: no AuthKey configured)
 
     def row(self) -> dict[str, Any]:
         """Its row for ``store.callbacks.store`` (its fields ``INCOMING``)."""
@@ -90,6 +91,7 @@ class Received:
             "detail": None if pending else self.reply.detail,
             # The same delivery stored twice is one row; a judged callback is never deduplicated.
             "dedup_key": hashlib.sha256(self.token_hash + self.body).digest() if pending else None,
+            "signed": self.signed,
         }
 
 
@@ -142,7 +144,8 @@ class Intake:
         """
         envelope = envelope_of(body)
         hashed, fields = token_hash(token), envelope_fields(envelope)
-        reply = reply_to(envelope, self._signature_problem(token, headers))
+        signed, problem = self._signature(token, headers)
+        reply = reply_to(envelope, problem)
         if reply.outcome == CallbackOutcome.PENDING:
             reply = self.judge_late(hashed, fields) or reply
         received = Received(
@@ -157,6 +160,7 @@ class Intake:
             **fields,
             reply=reply,
             keep_if_refused=self.refused_kept.take(peer),
+            signed=signed,
         )
         job_id = await self.store(received)
         answer = received.reply if job_id is not None else UNKNOWN_TOKEN
@@ -180,22 +184,31 @@ class Intake:
                 async with asyncio.timeout(self.timeout):
                     await conn.close()
 
-    def _signature_problem(self, token: str, headers: Mapping[str, str]) -> str | None:
-        """Why the callback's ``X-ICE-SIGNATURE`` does not verify (None: it does, or no
-        AuthKey is configured)."""
+    def _signature(self, token: str, headers: Mapping[str, str]) -> tuple[bool | None, str | None]:
+        """Whether the callback's signature verified (None: no AuthKey to verify with), and
+        why it is refused (None: it is not).
+
+        Whether ICE signs callbacks sent to a job's own NotifyAddress is not documented
+        (docs/ice.md, Callback authentication). A callback without the headers is therefore
+        kept as a hint, recorded unsigned: it only makes icehook ask ICE, which a token
+        already allows. A signature that is present must verify.
+        """
         if not self.auth_keys:
-            return None
+            return None, None
+        timestamp, signature = headers.get("x-ice-timestamp"), headers.get("x-ice-signature")
+        if timestamp is None and signature is None:
+            return False, None
         try:
             verify_callback(
                 url=callback_url(self.public_url, token),
-                timestamp=headers.get("x-ice-timestamp"),
-                signature=headers.get("x-ice-signature"),
+                timestamp=timestamp,
+                signature=signature,
                 auth_keys=self.auth_keys,
                 now=time.time(),
             )
         except SignatureError as exc:
-            return str(exc)
-        return None
+            return False, str(exc)
+        return True, None
 
     def judge_late(self, hashed: bytes, fields: Mapping[str, str | None]) -> Reply | None:
         """The reply to a callback (its ``envelope_fields``) of a job already seen final;

@@ -78,7 +78,10 @@ class CallbackJudge:
         if to_confirm:
             try:
                 await self.confirmer.confirm_all(
-                    [work.job for work in to_confirm], EventSource.CALLBACK, after_apply=judge
+                    [work.job for work in to_confirm],
+                    EventSource.CALLBACK,
+                    after_apply=judge,
+                    reported={work.job["id"]: work.reported_ice_job_ids() for work in to_confirm},
                 )
             except Exception:  # the leases expire and another pass tries again
                 log_failure(logger, "processing callbacks of %d jobs failed", len(to_confirm))

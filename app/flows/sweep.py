@@ -9,12 +9,12 @@ with exponential backoff (``core.policies.next_check``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,7 +31,6 @@ from app.store import jobs, leases
 logger = logging.getLogger(__name__)
 
 BULK_THRESHOLD = 10  # due jobs (of one kind) from which the sweeper lists instead of getting each
-LIST_SPAN = timedelta(days=29)  # ICE refuses List windows longer than 30 days
 
 
 @dataclass
@@ -85,6 +84,10 @@ class Sweeper:
             checked += len(rows)
         return checked
 
+    async def _before_list(self) -> None:
+        await self.budget.wait()
+        self.progress.progress()
+
     async def _list_answers(self, rows: Sequence[RowMapping]) -> dict[str, Answer]:
         """ICE's word on many due jobs at once, by paging through List (100 per call)."""
         answers: dict[str, Answer] = {}
@@ -108,23 +111,13 @@ class Sweeper:
         found: dict[str, Answer] = {}
         start = min(wanted.values()) - timedelta(minutes=1)
         end = datetime.now(UTC) + timedelta(minutes=1)
-        while start < end and len(found) < len(wanted):
-            window_end = min(end, start + LIST_SPAN)
-            filters = {"StartTime": _ice_time(start), "EndTime": _ice_time(window_end)}
-            token: str | None = None
-            while True:
-                await self.budget.wait()
-                self.progress.progress()
-                page: Any
-                if kind == JobKind.BATCH:
-                    page = await self.ice.list_batch_media_producing_jobs(filters, token)
-                else:
-                    page = await self.ice.list_media_producing_jobs(filters, token)
-                found |= {item.job_id: item for item in page.items if item.job_id in wanted}
-                token = page.next_token
-                if not token or len(found) == len(wanted):
-                    break
-            start = window_end
+        listed = self.ice.listed(kind, start, end, before_each=self._before_list)
+        async with contextlib.aclosing(listed) as items:
+            async for item in items:
+                if item.job_id in wanted:
+                    found[item.job_id] = item
+                    if len(found) == len(wanted):
+                        break
         if kind == JobKind.BATCH:
             # List answers carry no SubJobList: a finished batch is fetched whole by confirm.
             found = {
@@ -133,7 +126,3 @@ class Sweeper:
                 if status_from_ice(JobKind.BATCH, answer.status) not in TERMINAL_STATUSES
             }
         return found
-
-
-def _ice_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -7,39 +7,53 @@ is ``IceJobNotFound``.
 
 Retries: a failure that proves ICE did nothing (``Throttling*``, a refused connection) is
 retried for every call. A failure that leaves the outcome unknown (a timeout, a dropped
-connection, ``InternalError``, ``ServiceUnavailable``, any 5xx) is retried only for calls
-that are safe to repeat: reads, and a ``SubmitMediaProducingJob`` that carries a
-``ClientToken`` (re-sent with the same token, ICE returns the original job). Other 4xx
-answers are never retried.
+connection, ``InternalError``, ``ServiceUnavailable``, any 5xx) is retried only for reads.
+A submit is never repeated here: what ICE does with a repeated ``ClientToken`` is not
+documented (the original job, an error, or a second job: docs/ice.md), so the caller
+first looks for the job ICE may have made (``flows.submit``). Other 4xx answers are never
+retried.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
 from app import outbound
-from app.core.answers import BatchJob, MediaProducingJob, Page, SubmittedJob, text_field
+from app.core.answers import Answer, BatchJob, MediaProducingJob, Page, SubmittedJob, text_field
 from app.core.errors import IceError, IceJobNotFound
 from app.core.parsing import loads, natural
 from app.core.policies import MAX_RETRY_WAIT_SECONDS, backoff, retryable
+from app.core.statuses import JobKind
 from app.core.submissions import FORM_PARAMETERS, oversized
 from app.ice import signing
+from app.ice.credentials import Credential, Credentials, credentials_for
 from app.settings import Settings
 from app.telemetry import metrics
 
+logger = logging.getLogger(__name__)
+
 API_VERSION = "2020-11-09"
+LIST_SPAN = timedelta(days=29)  # ICE refuses List windows longer than 30 days
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # of one ICE answer; a longer one is not read
 
 Sleep = Callable[[float], Awaitable[None]]
+SUBMIT_ACTIONS = frozenset({"SubmitMediaProducingJob", "SubmitSceneBatchEditingJob"})
+
+
+class Pace(Protocol):
+    """Something that says when the next call may go."""
+
+    async def wait(self) -> None: ...
 
 
 class RateLimiter:
@@ -72,27 +86,30 @@ class IceClient:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        submit_pace: Pace | None = None,
+        read_pace: Pace | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
-        if not settings.access_key_id or not settings.access_key_secret:
-            raise ValueError("IceClient needs an AccessKey pair")
         self._http = http
         self._settings = settings
         self._endpoint = settings.ice_endpoint
         self._host = urlsplit(settings.ice_endpoint).netloc
-        self._key_id = settings.access_key_id
-        self._secret = settings.access_key_secret
+        self._credentials = credentials or credentials_for(settings)
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not secrets)
-        self._submits = RateLimiter(settings.ice_submit_qps, clock=clock, sleep=sleep)
+        # ICE's limits are per account: with several processes, the caller passes paces
+        # they share (flows.budget); alone, each process paces itself.
+        self._submits = submit_pace or RateLimiter(
+            settings.ice_submit_qps, clock=clock, sleep=sleep
+        )
+        self._reads = read_pace or RateLimiter(settings.ice_read_qps, clock=clock, sleep=sleep)
 
     # -- the six calls ------------------------------------------------------------------
 
     async def submit_media_producing_job(self, parameters: Mapping[str, str]) -> SubmittedJob:
-        """``parameters`` are ICE's, as strings (JSON values already encoded)."""
-        await self._submits.wait()
-        body = await self.call(
-            "SubmitMediaProducingJob", parameters, idempotent=bool(parameters.get("ClientToken"))
-        )
+        """``parameters`` are ICE's, as strings (JSON values already encoded). Never repeated
+        after an unknown outcome (see the module's docstring)."""
+        body = await self.call("SubmitMediaProducingJob", parameters, idempotent=False)
         return SubmittedJob(
             job_id=str(body["JobId"]),
             request_id=str(body.get("RequestId", "")),
@@ -101,8 +118,7 @@ class IceClient:
         )
 
     async def submit_scene_batch_editing_job(self, parameters: Mapping[str, str]) -> SubmittedJob:
-        """Never repeated after an unknown outcome: this action takes no ``ClientToken``."""
-        await self._submits.wait()
+        """Never repeated after an unknown outcome (it takes no ``ClientToken`` at all)."""
         body = await self.call("SubmitSceneBatchEditingJob", parameters, idempotent=False)
         return SubmittedJob(job_id=str(body["JobId"]), request_id=str(body.get("RequestId", "")))
 
@@ -133,6 +149,37 @@ class IceClient:
         items = body.get("EditingBatchJobList") or ()
         return Page(tuple(BatchJob.parse(i) for i in items), body.get("NextToken") or None)
 
+    async def listed(
+        self,
+        kind: JobKind,
+        start: datetime,
+        end: datetime,
+        *,
+        before_each: Callable[[], Awaitable[None]] | None = None,
+    ) -> AsyncGenerator[Answer, None]:
+        """Every job (or scene batch, by ``kind``) ICE lists as created from ``start`` to
+        ``end``: in windows of at most ``LIST_SPAN`` (ICE refuses longer ones), each paged
+        until ICE gives no ``NextToken`` or an empty page (docs/ice.md, Listing).
+        ``before_each`` is awaited before every call (a budget)."""
+        while start < end:
+            window_end = min(end, start + LIST_SPAN)
+            filters = {"StartTime": ice_time(start), "EndTime": ice_time(window_end)}
+            token: str | None = None
+            while True:
+                if before_each is not None:
+                    await before_each()
+                page: Page[MediaProducingJob] | Page[BatchJob]
+                if kind == JobKind.BATCH:
+                    page = await self.list_batch_media_producing_jobs(filters, token)
+                else:
+                    page = await self.list_media_producing_jobs(filters, token)
+                for item in page.items:
+                    yield item
+                token = page.next_token
+                if not token or not page.items:
+                    break
+            start = window_end
+
     async def _get(self, action: str, job_id: str) -> dict[str, Any]:
         try:
             return await self.call(action, {"JobId": job_id}, idempotent=True)
@@ -152,7 +199,9 @@ class IceClient:
         query = {k: v for k, v in parameters.items() if k not in FORM_PARAMETERS}
         form = {k: v for k, v in parameters.items() if k in FORM_PARAMETERS}
         attempts = self._settings.ice_max_attempts
+        pace = self._submits if action in SUBMIT_ACTIONS else self._reads
         for attempt in range(1, attempts + 1):
+            await pace.wait()  # every attempt counts against ICE's limit
             try:
                 answer = await self._send(action, query, form)
             except IceError as exc:
@@ -162,6 +211,11 @@ class IceClient:
                 if exc.retry_after > MAX_RETRY_WAIT_SECONDS:
                     raise  # ICE asks for longer than a call may wait: the caller comes back
                 wait = max(exc.retry_after, backoff(self._rng, attempt))
+                metrics.ICE_RETRIES.labels(action, exc.code).inc()
+                logger.info(
+                    "%s: trying again in %.2f s (attempt %d of %d): %s",
+                    *(action, wait, attempt + 1, attempts, exc),
+                )
                 await self._sleep(wait)
             else:
                 metrics.ICE_CALLS.labels(action, "ok").inc()
@@ -178,7 +232,8 @@ class IceClient:
             raise IceError(
                 400, "icehook.RequestTooLarge", f"{name} makes the query string too long to send"
             )
-        request = self._sign(action, query, form)
+        # Fetched for every attempt: temporary credentials are renewed as they expire.
+        request = self._sign(action, query, form, await self._credentials.current())
         seconds = self._settings.ice_timeout_seconds
         try:
             async with asyncio.timeout(seconds):
@@ -199,19 +254,23 @@ class IceClient:
         return _answer(response, body)
 
     def _sign(
-        self, action: str, query: Mapping[str, str], form: Mapping[str, str]
+        self,
+        action: str,
+        query: Mapping[str, str],
+        form: Mapping[str, str],
+        credential: Credential,
     ) -> httpx.Request:
         now = datetime.now(UTC)
         nonce = uuid.uuid4().hex
         body = urlencode(form).encode() if form else b""
         content_type = "application/x-www-form-urlencoded" if form else None
-        token = self._settings.security_token
+        token = credential.security_token
         if self._settings.ice_signature_version == "v2":
             params = {
                 **signing.v2_params(
                     action=action,
                     version=API_VERSION,
-                    access_key_id=self._key_id,
+                    access_key_id=credential.access_key_id,
                     now=now,
                     nonce=nonce,
                     security_token=token,
@@ -219,7 +278,7 @@ class IceClient:
                 **query,
             }
             signature = signing.sign_v2(
-                {**params, **form}, method="POST", access_key_secret=self._secret
+                {**params, **form}, method="POST", access_key_secret=credential.access_key_secret
             )
             headers = {"host": self._host, "accept": "application/json"}
             if content_type:
@@ -235,7 +294,7 @@ class IceClient:
                 nonce=nonce,
                 content_type=content_type,
                 security_token=token,
-                access_key_id=self._key_id if token else None,
+                access_key_id=credential.access_key_id if token else None,
             )
             headers["accept"] = "application/json"
             headers["authorization"] = signing.sign_v3(
@@ -244,8 +303,8 @@ class IceClient:
                 query=query,
                 headers=headers,
                 body=body,
-                access_key_id=self._key_id,
-                access_key_secret=self._secret,
+                access_key_id=credential.access_key_id,
+                access_key_secret=credential.access_key_secret,
             )
         return self._http.build_request(
             "POST",
@@ -304,3 +363,8 @@ def _page(filters: Mapping[str, str], next_token: str | None, max_results: int) 
     if next_token:
         page["NextToken"] = next_token
     return page
+
+
+def ice_time(moment: datetime) -> str:
+    """``moment`` as ICE's List filters take it (UTC, to the second)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -84,12 +85,15 @@ def create_simulator_app(
                 max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT
             ),
         )
+        server_log = logging.getLogger("uvicorn.error")
+        server_log.addFilter(simulator.rpc.cut_offs)
         async with client:
             simulator.callbacks.start(client)
             try:
                 yield
             finally:
                 await simulator.callbacks.aclose()
+                server_log.removeFilter(simulator.rpc.cut_offs)
 
     async def callbacks(request: Request) -> Response:
         job_id = request.query_params.get("job_id") or None
@@ -104,9 +108,30 @@ def create_simulator_app(
             raise NotFound(f"the simulator has no job or batch {job_id}")
         return JSONResponse(found.describe(simulator.clock()))
 
+    async def every_job(request: Request) -> Response:
+        """Every job (sub-jobs too) and batch the simulator holds, each with its ClientToken
+        and UserData: what ICE created, to count from outside."""
+        now = simulator.clock()
+        jobs = [job.describe(now) for job in simulator.store.every_job()]
+        batches = [
+            {**batch.describe(now), "sub_jobs": [job.job_id for job in batch.sub_jobs]}
+            for batch in simulator.store.every_batch()
+        ]
+        return JSONResponse({"jobs": jobs, "batches": batches})
+
     async def stats(request: Request) -> Response:
         calls = simulator.rpc.calls
-        return JSONResponse({"rpc_calls": {action: calls[action] for action in sorted(calls)}})
+        return JSONResponse(
+            {
+                "rpc_calls": {action: calls[action] for action in sorted(calls)},
+                "submits_peak_per_second": simulator.rpc.submits_peak(),
+                "sts_issued": simulator.rpc.sts.issued,
+                "sts_refused": simulator.rpc.sts.refused,
+            }
+        )
+
+    async def sts(request: Request) -> Response:
+        return JSONResponse(simulator.rpc.sts.issue(simulator.settings.sts_seconds))
 
     async def settings_route(request: Request) -> Response:
         if request.method == "PATCH":
@@ -122,8 +147,10 @@ def create_simulator_app(
         routes=[
             Route("/", simulator.rpc.endpoint, methods=["GET", "POST"]),
             Route("/_sim/callbacks", callbacks, methods=["GET"]),
+            Route("/_sim/jobs", every_job, methods=["GET"]),
             Route("/_sim/jobs/{job_id}", job, methods=["GET"]),
             Route("/_sim/stats", stats, methods=["GET"]),
+            Route("/_sim/sts", sts, methods=["GET"]),
             Route("/_sim/settings", settings_route, methods=["GET", "PATCH"]),
         ],
         lifespan=lifespan,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -31,7 +32,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from app.ice.signing import callback_signature
 from app.simulator.settings import SimulatorSettings
 from app.simulator.state import Batch, Clock, Job, ice_time, iso_time, parse_json_object
 
@@ -162,16 +162,16 @@ def _envelope(event_type: str, user_id: int, event_time: float, body: dict[str, 
     ).encode()
 
 
-def job_callback(job: Job, user_id: int) -> Callback | None:
-    """The ProduceMediaComplete event of a job (or sub-job), if it has a NotifyAddress."""
+def job_callback(job: Job, user_id: int, failure_word: str = "Failed") -> Callback | None:
+    """The ProduceMediaComplete event of a job (or sub-job), if it has a NotifyAddress.
+    ``failure_word`` is the Status a failed job's callback says (``Failed`` or ``Fail``)."""
     url = notify_address(job.user_data)
     if url is None:
         return None
     body: dict[str, object] = {
-        # "Failed" as GetMediaProducingJob says it; ICE's callback may say "Fail" (unconfirmed,
-        # docs/ice.md, Callbacks), so receivers should accept both and confirm with
-        # GetMediaProducingJob.
-        "Status": job.final_status,
+        # "Failed" as GetMediaProducingJob says it, or "Fail" as one account saw it (docs/ice.md,
+        # Callbacks: unconfirmed): the callback_failure_status setting.
+        "Status": failure_word if job.final_status == "Failed" else job.final_status,
         "JobId": job.job_id,
         "MediaId": job.media_id,
         "ProjectId": job.project_id,
@@ -361,13 +361,14 @@ class CallbackDispatcher:
         # sit on a global slot that a callback to somebody else could use.
         async with receivers.hold(callback.url), in_flight:
             headers = {"content-type": "application/json", "user-agent": USER_AGENT}
-            auth_key = self._settings().callback_auth_key
+            settings = self._settings()
+            auth_key = settings.callback_auth_key
             at = self._clock()
-            if auth_key:
+            if auth_key and settings.callback_signing == "signed":
                 # Re-signed on every attempt, with the key configured at that moment.
                 timestamp = str(int(at))
                 headers["x-ice-timestamp"] = timestamp
-                headers["x-ice-signature"] = callback_signature(callback.url, timestamp, auth_key)
+                headers["x-ice-signature"] = ice_signature(callback.url, timestamp, auth_key)
             started = time.perf_counter()
             response: httpx.Response | None = None
             error: str | None = None
@@ -399,6 +400,14 @@ class CallbackDispatcher:
             duration_ms=duration_ms,
         )
         return error is None
+
+
+def ice_signature(url: str, timestamp: str, auth_key: str) -> str:
+    """``X-ICE-SIGNATURE`` as ICE documents it: md5 hex of ``url|timestamp|AuthKey``
+    (docs/ice.md, Callback authentication). Written here rather than taken from icehook's
+    verifier, so that a wrong assumption in the verifier can show in a test."""
+    signed = f"{url}|{timestamp}|{auth_key}".encode()
+    return hashlib.md5(signed, usedforsecurity=False).hexdigest()
 
 
 async def _drain(response: httpx.Response) -> None:

@@ -28,9 +28,11 @@ from starlette.responses import JSONResponse, Response
 
 from app.ice.verification import RequestSignatureError, VerifiedRequest, verify_request
 from app.simulator.callbacks import CallbackDispatcher, batch_callback, job_callback
+from app.simulator.cutoff import CutOffs
 from app.simulator.settings import SimulatorSettings
 from app.simulator.state import (
     BATCH_JOB_TYPE,
+    BATCH_JOB_TYPES,
     BATCH_STATUSES,
     JOB_STATUSES,
     Batch,
@@ -39,7 +41,9 @@ from app.simulator.state import (
     JobSpec,
     Store,
     TokenMismatch,
+    TokenReused,
 )
+from app.simulator.sts import StsIssuer
 from app.simulator.wire import (
     CLIENT_TOKEN_MAX_CHARS,
     INTERNAL,
@@ -65,6 +69,7 @@ from app.simulator.wire import (
     page_of,
     page_token,
     read_body,
+    reformatted,
     signature_fault,
     throttled,
     time_range,
@@ -87,17 +92,9 @@ SOURCE_PARAMETERS = ("ProjectId", "Timeline", "TemplateId")  # exactly one per s
 
 
 SUBMIT_PARAMETERS = (
-    "ProjectId",
-    "Timeline",
-    "TemplateId",
-    "ClipsParam",
-    "OutputMediaConfig",
-    "OutputMediaTarget",
-    "ProjectMetadata",
-    "EditingProduceConfig",
-    "MediaMetadata",
-    "UserData",
-    "Source",
+    *SOURCE_PARAMETERS,
+    *("ClipsParam", "OutputMediaConfig", "OutputMediaTarget", "ProjectMetadata"),
+    *("EditingProduceConfig", "MediaMetadata", "UserData", "Source"),
 )
 
 
@@ -108,21 +105,6 @@ SOURCES = frozenset({"OpenAPI", "AliyunConsole", "WebSDK"})
 
 
 LIST_JOB_TYPES = frozenset({"LiveEditingJob", "EditingJob", "VETemplateJob"})
-
-
-BATCH_JOB_TYPES = frozenset(
-    {
-        "Script",
-        "Smart_Mix",
-        "Sports_Highlights",
-        "Screen_Media_Highlights",
-        "Smart_Mix_Media_Select",
-        "Smart_Mix_Timeline_Organize",
-        "Screen_Media_Highlights_Media_Select",
-        "Screen_Media_Highlights_Timeline_Organize",
-        BATCH_JOB_TYPE,
-    }
-)
 
 
 class RpcService:
@@ -144,6 +126,8 @@ class RpcService:
         self._rng = rng
         self._nonces = NonceCache()
         self._limiter = SubmitLimiter()
+        self.sts = StsIssuer()  # temporary credentials it issued (GET /_sim/sts)
+        self.cut_offs = CutOffs()
         # Action -> calls whose signature, nonce and version were accepted: what ICE received.
         self.calls: Counter[str] = Counter()
         self._actions: dict[str, Callable[[Params, SimulatorSettings], Answer]] = {
@@ -155,13 +139,19 @@ class RpcService:
             "ListBatchMediaProducingJobs": self._list_batch_media_producing_jobs,
         }
 
+    def submits_peak(self) -> int:
+        """The most submit calls that arrived within one second, admitted or not."""
+        return self._limiter.peak
+
     async def endpoint(self, request: Request) -> Response:
         request_id = new_request_id()
         host = request.headers.get("host", "")  # ICE's HostId is the endpoint it was called at
         settings = self._settings()
         headers = {"x-acs-request-id": request_id}
+        action = ""
         try:
-            body: Answer = {"RequestId": request_id, **await self._answer(request, settings)}
+            action, answer = await self._answer(request, settings)
+            body: Answer = {"RequestId": request_id, **answer}
             status = 200
         except IceFault as fault:
             body, status = error_body(fault, request_id, host), fault.status
@@ -176,9 +166,18 @@ class RpcService:
             )
         if settings.api_latency_ms > 0:
             await asyncio.sleep(settings.api_latency_ms / 1000)
+        if (
+            status == 200
+            and action in SUBMIT_ACTIONS
+            and self._rng.random() < settings.submit_answer_loss_rate
+        ):
+            # The job exists; the client never learns its id (submit_answer_loss_rate).
+            logger.info("cut off the answer to %s %s", action, request_id)
+            return self.cut_offs.answer()
         return JSONResponse(body, status_code=status, headers=headers)
 
-    async def _answer(self, request: Request, settings: SimulatorSettings) -> Answer:
+    async def _answer(self, request: Request, settings: SimulatorSettings) -> tuple[str, Answer]:
+        """The action called and its answer."""
         query = decode_form(request.url.query, "query string")
         body = await read_body(request)
         form: dict[str, str] = {}
@@ -199,7 +198,7 @@ class RpcService:
                 "please check your url and method.",
             )
         self._inject_faults(verified.action, settings)
-        return handler({**query, **form}, settings)
+        return verified.action, handler({**query, **form}, settings)
 
     def _verify(
         self,
@@ -218,11 +217,15 @@ class RpcService:
                 form=form,
                 headers=request.headers,
                 body=body,
-                secret_for=settings.access_keys.get,
+                secret_for=lambda key: settings.access_keys.get(key) or self.sts.secret_for(key),
                 now=datetime.fromtimestamp(now, UTC),
             )
         except RequestSignatureError as exc:
             raise signature_fault(exc) from None
+        token = request.headers.get("x-acs-security-token") or {**query, **form}.get(
+            "SecurityToken"
+        )
+        self.sts.check(verified.access_key_id, token)
         if not verified.nonce:
             raise missing("SignatureNonce")
         if not self._nonces.claim(verified.access_key_id, verified.nonce, now):
@@ -303,6 +306,12 @@ class RpcService:
                 "IdempotentParameterMismatch",
                 "The specified ClientToken was already used with different request parameters.",
             ) from None
+        except TokenReused:
+            # client_token_reuse "error": the code any invalid parameter has, so a client
+            # cannot tell it from a real refusal by its code.
+            raise IceFault(
+                400, "InvalidParameter", 'The specified parameter "ClientToken" has been used.'
+            ) from None
         if created:
             self._schedule_job(job, settings)
         answer: Answer = {"ProjectId": job.project_id, "JobId": job.job_id, "MediaId": job.media_id}
@@ -329,6 +338,12 @@ class RpcService:
         media_urls = [
             output_url(output, "OutputConfig", index) for index in range(1, len(project_ids) + 1)
         ]
+        if len(set(media_urls)) < len(media_urls):
+            # Every video would be written to one object; ICE's docs have OutputConfig name
+            # {index} for this (docs/ice.md, Batches), and the simulator holds them to it.
+            raise invalid(
+                "OutputConfig", "With several projects, MediaURL or FileName must hold {index}."
+            )
         user_data = user_data_of(params)
         batch = self._store.submit_batch(
             project_ids,
@@ -350,7 +365,7 @@ class RpcService:
         return {"JobId": batch.job_id}
 
     def _schedule_job(self, job: Job, settings: SimulatorSettings) -> None:
-        callback = job_callback(job, settings.user_id)
+        callback = job_callback(job, settings.user_id, settings.callback_failure_status)
         if callback is not None:
             self._callbacks.schedule(job.done_at, callback)
 
@@ -419,14 +434,21 @@ class RpcService:
 
         def keep(batch: Batch) -> bool:
             return (
-                in_range(batch.created, start, end)
+                settings.batch_listing != "absent"  # as if ICE listed no scene batch
+                and in_range(batch.created, start, end)
                 and (status is None or batch.status_at(now) == status)
                 and (job_type is None or job_type == BATCH_JOB_TYPE)
                 and (job_id is None or batch.job_id == job_id)
             )
 
         page, more = page_of(self._store.batches_after(cursor, descending), keep, size)
-        answer: Answer = {"EditingBatchJobList": [batch_view(b, now, detail=False) for b in page]}
+        views = [batch_view(b, now, detail=False) for b in page]
+        if settings.batch_listing == "reformatted":
+            for view in views:
+                user_data = view.get("UserData")
+                if isinstance(user_data, str):
+                    view["UserData"] = reformatted(user_data)
+        answer: Answer = {"EditingBatchJobList": views}
         if more:
             answer["NextToken"] = page_token("batches", descending, page[-1].seq)
         answer["MaxResults"] = size  # an integer in ICE's model, unlike the job list's

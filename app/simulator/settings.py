@@ -29,10 +29,34 @@ def new_access_key(label: str) -> tuple[str, str]:
 
 
 _RATES = frozenset(
-    {"failure_rate", "callback_drop_rate", "callback_duplicate_rate", "api_error_rate"}
+    {
+        "failure_rate",
+        "callback_drop_rate",
+        "callback_duplicate_rate",
+        "api_error_rate",
+        "submit_answer_loss_rate",
+    }
 )
-_DURATIONS = frozenset({"job_seconds", "callback_delay_seconds", "api_latency_ms"})
+_DURATIONS = frozenset({"job_seconds", "callback_delay_seconds", "api_latency_ms", "sts_seconds"})
 MAX_CALLBACK_COPIES = 10
+
+
+# Where ICE's behaviour is undocumented, each plausible one, by name (docs/simulator.md); the
+# first is the default.
+CHOICES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        # A repeated ClientToken: the original job, a 4xx, or a second job.
+        "client_token_reuse": ("original", "error", "ignored"),
+        # ListBatchMediaProducingJobs' UserData: as sent, re-serialised, or no scene batches.
+        "batch_listing": ("exact", "reformatted", "absent"),
+        # Whether callbacks to a per-job NotifyAddress carry X-ICE-SIGNATURE.
+        "callback_signing": ("signed", "unsigned"),
+        # A batch whose sub-jobs all failed: Failed, or Finished as the SDK's list suggests.
+        "batch_failure": ("failed-when-all-fail", "always-finished"),
+        # The failure word of ProduceMediaComplete callbacks.
+        "callback_failure_status": ("Failed", "Fail"),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,13 @@ class SimulatorSettings:
     api_error_rate: float = 0.0  # share of RPC calls answered Throttling.User or InternalError
     api_latency_ms: float = 0.0  # added before every RPC answer
     callback_auth_key: str | None = field(default=None, repr=False)  # signs callbacks when set
+    submit_answer_loss_rate: float = 0.0  # share of submits whose answer is cut off
+    client_token_reuse: str = CHOICES["client_token_reuse"][0]
+    batch_listing: str = CHOICES["batch_listing"][0]
+    callback_signing: str = CHOICES["callback_signing"][0]
+    batch_failure: str = CHOICES["batch_failure"][0]
+    callback_failure_status: str = CHOICES["callback_failure_status"][0]
+    sts_seconds: float = 3600.0  # lifetime of the STS credentials GET /_sim/sts issues
     submit_qps: float = 30.0  # ICE's documented limit for SubmitMediaProducingJob
     user_id: int = 1234567890123456  # the account UID callbacks carry
 
@@ -65,6 +96,21 @@ class SimulatorSettings:
             "api_error_rate": "share of API calls answered `Throttling.User` or `InternalError`",
             "api_latency_ms": "latency added to every API answer",
             "callback_auth_key": "sign callbacks with `X-ICE-TIMESTAMP` / `X-ICE-SIGNATURE`",
+            "submit_answer_loss_rate": "share of submits that create the job and then cut the "
+            "connection without answering",
+            "client_token_reuse": "a submit repeating a `ClientToken`: `original` (answers the "
+            "first job), `error` (a 400), `ignored` (a second job)",
+            "batch_listing": "`ListBatchMediaProducingJobs` shows a scene batch's `UserData` "
+            "`exact`ly as sent, `reformatted` (other key order and spacing), or is `absent`: "
+            "it lists no scene batch",
+            "callback_signing": "with an auth key, callbacks to a job's `NotifyAddress` are "
+            "`signed` or `unsigned`",
+            "batch_failure": "a batch whose sub-jobs all failed ends `Failed` "
+            "(`failed-when-all-fail`) or `Finished` (`always-finished`)",
+            "callback_failure_status": "the failure word of `ProduceMediaComplete` callbacks: "
+            "`Failed` or `Fail`",
+            "sts_seconds": "lifetime of the STS credentials `GET /_sim/sts` issues; calls "
+            "signed with them after that are refused `InvalidSecurityToken.Expired`",
         }
     )
 
@@ -78,6 +124,13 @@ class SimulatorSettings:
         "api_error_rate",
         "api_latency_ms",
         "callback_auth_key",
+        "submit_answer_loss_rate",
+        "client_token_reuse",
+        "batch_listing",
+        "callback_signing",
+        "batch_failure",
+        "callback_failure_status",
+        "sts_seconds",
     )
 
     def __post_init__(self) -> None:
@@ -161,6 +214,10 @@ def _validated(name: str, value: object, label: str) -> float | int | str | None
         # ICE's console only takes 1-32 letters and digits here; we accept any key so that a
         # receiver's own key format can be exercised, and leave that rule to the receiver's docs.
         return value.strip() or None
+    if name in CHOICES:
+        if value not in CHOICES[name]:
+            raise ConfigError(label, f"must be one of {', '.join(CHOICES[name])}, got {value!r}")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ConfigError(label, f"must be a number, got {value!r}")
     try:

@@ -28,6 +28,20 @@ BatchStatus = Literal["Init", "Processing", "Finished", "Failed"]
 JOB_STATUSES: tuple[JobStatus, ...] = ("Init", "Queuing", "Processing", "Success", "Failed")
 BATCH_STATUSES: tuple[BatchStatus, ...] = ("Init", "Processing", "Finished", "Failed")
 BATCH_JOB_TYPE = "Scene_Batch_Editing"
+# The JobType filter of ListBatchMediaProducingJobs accepts these (the SDK's model).
+BATCH_JOB_TYPES = frozenset(
+    {
+        "Script",
+        "Smart_Mix",
+        "Sports_Highlights",
+        "Screen_Media_Highlights",
+        "Smart_Mix_Media_Select",
+        "Smart_Mix_Timeline_Organize",
+        "Screen_Media_Highlights_Media_Select",
+        "Screen_Media_Highlights_Timeline_Organize",
+        BATCH_JOB_TYPE,
+    }
+)
 
 # Where in job_seconds each phase begins; the job ends at 1.0.
 QUEUING_AT = 0.1
@@ -153,9 +167,16 @@ class Job:
         }
 
 
+# A batch naming a project whose id starts with this fails as a whole, without sub-jobs, as
+# ICE fails a batch it cannot start (docs/simulator.md).
+UNKNOWN_PROJECT_PREFIX = "unknown"
+WHOLE_FAILURE_AFTER = 0.1  # of job_seconds: when such a batch is Failed
+
+
 @dataclass(frozen=True)
 class Batch:
-    """A SubmitSceneBatchEditingJob batch: one sub-job per project."""
+    """A SubmitSceneBatchEditingJob batch: one sub-job per project, or none when it failed as
+    a whole (``refusal``)."""
 
     seq: int
     job_id: str
@@ -164,20 +185,29 @@ class Batch:
     user_data: str | None
     created: float
     sub_jobs: tuple[Job, ...]
+    # What a batch whose sub-jobs all failed ends as (the batch_failure setting when submitted).
+    when_all_fail: Literal["Finished", "Failed"] = "Failed"
+    refusal: tuple[str, str] | None = None  # (ErrorCode, ErrorMessage) of a whole failure
+    refused_at: float = 0.0
 
     @property
     def processing_at(self) -> float:
+        if not self.sub_jobs:
+            return self.refused_at
         return min(job.queuing_at for job in self.sub_jobs)
 
     @property
     def done_at(self) -> float:
+        if not self.sub_jobs:
+            return self.refused_at
         return max(job.done_at for job in self.sub_jobs)
 
     @property
     def final_status(self) -> Literal["Finished", "Failed"]:
-        # As ICE does: Finished even when some sub-jobs failed; Failed only when all did.
+        # Finished even when some sub-jobs failed; when all did (or it failed as a whole,
+        # with none), as the batch_failure setting said.
         if all(job.final_status == "Failed" for job in self.sub_jobs):
-            return "Failed"
+            return self.when_all_fail
         return "Finished"
 
     def status_at(self, now: float) -> BatchStatus:
@@ -193,6 +223,8 @@ class Batch:
 
     def error(self) -> tuple[str, str]:
         """The batch's own ErrorCode and ErrorMessage (for Extend), set only when it failed."""
+        if self.refusal is not None:
+            return self.refusal
         if self.final_status == "Failed":
             return self.sub_jobs[0].code, self.sub_jobs[0].message
         return "", ""
@@ -220,6 +252,10 @@ class Batch:
 
 class TokenMismatch(Exception):
     """A ClientToken already used for a submission with other parameters."""
+
+
+class TokenReused(Exception):
+    """A ClientToken already used (``client_token_reuse`` ``error``)."""
 
 
 @dataclass(frozen=True)
@@ -267,10 +303,15 @@ class Store:
     ) -> tuple[Job, bool]:
         """Add a job, or return the one this ClientToken already made; True when new.
 
-        Raises TokenMismatch when the token was used with other parameters.
+        With ``client_token_reuse`` ``original``, raises TokenMismatch when the token was used
+        with other parameters; with ``error``, TokenReused whenever it was used; with
+        ``ignored``, the token changes nothing (a second job).
         """
-        if client_token is not None and client_token in self._tokens:
+        reuse = settings.client_token_reuse
+        if client_token is not None and client_token in self._tokens and reuse != "ignored":
             known_fingerprint, job_id = self._tokens[client_token]
+            if reuse == "error":
+                raise TokenReused(client_token)
             if known_fingerprint != fingerprint:
                 raise TokenMismatch(client_token)
             return self._jobs_by_id[job_id], False
@@ -290,27 +331,31 @@ class Store:
         user_data: str | None,
         settings: SimulatorSettings,
     ) -> Batch:
-        """Add a batch with one sub-job per project; ``media_urls`` has one URL per project."""
+        """Add a batch with one sub-job per project; ``media_urls`` has one URL per project.
+        A batch naming an unknown project gets no sub-job and fails as a whole."""
         batch_id = new_id()
         now = self._clock()
-        sub_jobs = tuple(
-            self._add_job(
-                JobSpec(
-                    project_id=project_id,
-                    timeline=None,
-                    template_id=None,
-                    clips_param=None,
-                    media_url=media_url,
-                    vod_output=vod_output,
-                    user_data=user_data,
-                ),
-                settings,
-                now,
-                client_token=None,
-                master_job_id=batch_id,
+        unknown = [p for p in project_ids if p.startswith(UNKNOWN_PROJECT_PREFIX)]
+        sub_jobs: tuple[Job, ...] = ()
+        if not unknown:
+            sub_jobs = tuple(
+                self._add_job(
+                    JobSpec(
+                        project_id=project_id,
+                        timeline=None,
+                        template_id=None,
+                        clips_param=None,
+                        media_url=media_url,
+                        vod_output=vod_output,
+                        user_data=user_data,
+                    ),
+                    settings,
+                    now,
+                    client_token=None,
+                    master_job_id=batch_id,
+                )
+                for project_id, media_url in zip(project_ids, media_urls, strict=True)
             )
-            for project_id, media_url in zip(project_ids, media_urls, strict=True)
-        )
         batch = Batch(
             seq=len(self._batches),
             job_id=batch_id,
@@ -319,6 +364,13 @@ class Store:
             user_data=user_data,
             created=now,
             sub_jobs=sub_jobs,
+            when_all_fail="Finished" if settings.batch_failure == "always-finished" else "Failed",
+            refusal=(
+                ("InvalidParameter.ProjectIds", f"The specified project {unknown[0]} is not found.")
+                if unknown
+                else None
+            ),
+            refused_at=now + WHOLE_FAILURE_AFTER * settings.job_seconds,
         )
         self._batches.append(batch)
         self._batches_by_id[batch.job_id] = batch
@@ -362,6 +414,12 @@ class Store:
         self._jobs.append(job)
         self._jobs_by_id[job.job_id] = job
         return job
+
+    def every_job(self) -> Sequence[Job]:
+        return tuple(self._jobs)
+
+    def every_batch(self) -> Sequence[Batch]:
+        return tuple(self._batches)
 
     def jobs_after(self, cursor: int | None, descending: bool) -> Iterator[Job]:
         """Jobs in creation order (or reversed) strictly after the job with seq ``cursor``."""

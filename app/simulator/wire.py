@@ -152,13 +152,21 @@ class NonceCache:
 
 
 class SubmitLimiter:
-    """ICE's submit limit: at most ``qps`` submits in any sliding one-second window."""
+    """ICE's submit limit: at most ``qps`` submits in any sliding one-second window. It also
+    keeps the most submit calls that ever arrived within one second (``peak``), admitted
+    or not, for ``GET /_sim/stats``."""
 
     def __init__(self) -> None:
         self._recent: deque[float] = deque()
+        self._arrivals: deque[float] = deque()
+        self.peak = 0
 
     def admit(self, qps: float, now: float) -> float | None:
         """Count a submit at monotonic time ``now``; or, over the limit, the seconds to wait."""
+        self._arrivals.append(now)
+        while self._arrivals[0] <= now - 1.0:
+            self._arrivals.popleft()
+        self.peak = max(self.peak, len(self._arrivals))
         while self._recent and self._recent[0] <= now - 1.0:
             self._recent.popleft()
         if len(self._recent) >= max(1, math.floor(qps)):
@@ -385,7 +393,8 @@ def sub_job_view(job: Job, now: float) -> Answer:
 
 def batch_view(batch: Batch, now: float, *, detail: bool) -> Answer:
     status = batch.status_at(now)
-    code, message = batch.error() if status == "Failed" else ("", "")
+    # A batch failed as a whole carries its error whichever word ends it (batch_failure).
+    code, message = batch.error() if status in ("Finished", "Failed") else ("", "")
     view: Answer = {
         "JobId": batch.job_id,
         "JobType": BATCH_JOB_TYPE,
@@ -404,3 +413,15 @@ def batch_view(batch: Batch, now: float, *, detail: bool) -> Answer:
     if detail:
         view["SubJobList"] = [sub_job_view(job, now) for job in batch.sub_jobs]
     return view
+
+
+def reformatted(user_data: str) -> str:
+    """``user_data`` as another JSON writer might give it back: keys in reverse order, other
+    spacing (batch_listing ``reformatted``); text that is not a JSON object, unchanged."""
+    try:
+        value = json.loads(user_data)
+    except ValueError:
+        return user_data
+    if not isinstance(value, dict):
+        return user_data
+    return json.dumps(dict(reversed(list(value.items()))), separators=(" , ", " : "))

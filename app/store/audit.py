@@ -38,6 +38,7 @@ CALLBACK_COLUMNS = tuple(
         "detail",
         "peer",
         "request_id",
+        "signed",
     )
 )
 DELIVERY_COLUMNS = (*DELIVERY.c, tables.outbox.c.event_id)
@@ -157,6 +158,7 @@ class Counts:
     jobs: Mapping[str, int]  # by status
     pending_deliveries: int
     oldest_pending: datetime | None  # when the oldest pending delivery was created
+    fate_unknown: int  # submissions ICE cannot show whether it has
 
 
 async def counts(session: AsyncSession) -> Counts:
@@ -172,7 +174,10 @@ async def counts(session: AsyncSession) -> Counts:
             )
         )
     ).one()
-    return Counts(jobs_by_status, pending, oldest)
+    unknown = await session.scalar(
+        sa.select(sa.func.count()).where(JOB.c.fate_unknown_since.is_not(None))
+    )
+    return Counts(jobs_by_status, pending, oldest, unknown or 0)
 
 
 def _deliveries() -> sa.Select[Any]:

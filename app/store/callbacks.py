@@ -35,6 +35,7 @@ INCOMING = (
     "outcome",  # as judged on arrival, if its token is known
     "detail",
     "dedup_key",
+    "signed",  # whether X-ICE-SIGNATURE was verified (None: no AuthKey to verify with)
 )
 PENDING, REJECTED = CallbackOutcome.PENDING.value, CallbackOutcome.REJECTED.value
 
@@ -52,7 +53,7 @@ STORE = sa.text(
             CAST(:headers AS text[]), CAST(:keep AS boolean[]), CAST(:peer AS text[]),
             CAST(:request_id AS text[]), CAST(:event_type AS text[]),
             CAST(:ice_job_id AS text[]), CAST(:ice_status AS text[]), CAST(:outcome AS text[]),
-            CAST(:detail AS text[]), CAST(:dedup_key AS bytea[])
+            CAST(:detail AS text[]), CAST(:dedup_key AS bytea[]), CAST(:signed AS boolean[])
         ) AS i({", ".join(INCOMING)})
     ), matched AS (
         SELECT incoming.*,
@@ -63,7 +64,7 @@ STORE = sa.text(
     ), stored AS (
         INSERT INTO callbacks (
             token_hash, body, headers, peer, request_id, event_type, ice_job_id, ice_status,
-            outcome, detail, dedup_key, job_id, processed_at
+            outcome, detail, dedup_key, job_id, processed_at, signed
         )
         SELECT
             token_hash,
@@ -80,7 +81,8 @@ STORE = sa.text(
             CASE WHEN job_id IS NOT NULL THEN detail ELSE '{UNKNOWN_TOKEN.detail}' END,
             CASE WHEN accepted THEN dedup_key END,
             job_id,
-            CASE WHEN accepted AND outcome = '{PENDING}' THEN NULL ELSE now() END
+            CASE WHEN accepted AND outcome = '{PENDING}' THEN NULL ELSE now() END,
+            signed
         FROM matched
         WHERE accepted OR keep
         ON CONFLICT (dedup_key) DO NOTHING

@@ -31,23 +31,26 @@ from app.store.batching import columns
 from app.store.notify import DELIVERIES
 
 JOB = tables.jobs
-SETTABLE = sorted(CHANGEABLE - {"parameters"})  # a move's changes, as text columns
+COUNTS = ("sub_jobs_failed", "sub_jobs_succeeded")  # a move's changes, as integer columns
+SETTABLE = sorted(CHANGEABLE - {"parameters", *COUNTS})  # a move's changes, as text columns
 
 # Each moved job's row, as it becomes. ``parameters`` is JSON text, or NULL to keep them.
 MOVE_JOBS = sa.text(
     f"""
     UPDATE jobs SET
         status = moved.status,
-        {", ".join(f"{name} = moved.{name}" for name in SETTABLE)},
+        {", ".join(f"{name} = moved.{name}" for name in (*SETTABLE, *COUNTS))},
         parameters = coalesce(CAST(moved.parameters AS jsonb), jobs.parameters),
         updated_at = now(),
         completed_at = CASE WHEN moved.final THEN now() ELSE jobs.completed_at END,
-        check_at = CASE WHEN moved.final THEN NULL ELSE jobs.check_at END
+        check_at = CASE WHEN moved.final THEN NULL ELSE jobs.check_at END,
+        fate_unknown_since = NULL
     FROM unnest(
         CAST(:id AS uuid[]), CAST(:status AS text[]), CAST(:final AS boolean[]),
         {", ".join(f"CAST(:{name} AS text[])" for name in SETTABLE)},
+        {", ".join(f"CAST(:{name} AS integer[])" for name in COUNTS)},
         CAST(:parameters AS text[])
-    ) AS moved(id, status, final, {", ".join(SETTABLE)}, parameters)
+    ) AS moved(id, status, final, {", ".join((*SETTABLE, *COUNTS))}, parameters)
     WHERE jobs.id = moved.id
     RETURNING jobs.*
     """
@@ -116,7 +119,7 @@ def _moved(move: Move) -> dict[str, Any]:
         "id": move.job["id"],
         "status": move.status.value,
         "final": move.status in TERMINAL_STATUSES,
-        **{name: move.changes.get(name, move.job[name]) for name in SETTABLE},
+        **{name: move.changes.get(name, move.job[name]) for name in (*SETTABLE, *COUNTS)},
         "parameters": json.dumps(parameters) if parameters is not None else None,  # None: kept
     }
 
@@ -235,6 +238,27 @@ async def work(
         for callback in found.mappings():
             callbacks[callback["job_id"]].append(callback)
     return [Work(by_id[job_id], callbacks[job_id], statuses[job_id]) for job_id in ids]
+
+
+async def mark_fate_unknown(session: AsyncSession, job_id: uuid.UUID) -> None:
+    """``job_id``, still ``submitting``, has a fate ICE cannot show (since now, unless
+    already)."""
+    await session.execute(
+        sa.update(JOB)
+        .where(
+            JOB.c.id == job_id,
+            JOB.c.status == JobStatus.SUBMITTING,
+            JOB.c.fate_unknown_since.is_(None),
+        )
+        .values(fate_unknown_since=sa.func.now())
+    )
+
+
+async def mark_sent(session: AsyncSession, job_id: uuid.UUID) -> None:
+    """``job_id`` is being sent to ICE again (its answer may be lost as well)."""
+    await session.execute(
+        sa.update(JOB).where(JOB.c.id == job_id).values(last_sent_at=sa.func.now())
+    )
 
 
 async def due_for_sweep(session: AsyncSession, most: int) -> list[RowMapping]:

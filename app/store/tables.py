@@ -83,11 +83,25 @@ jobs = sa.Table(
     sa.Column("check_count", sa.Integer, nullable=False, server_default="0"),
     # Held while one worker confirms the job with ICE (callbacks or sweep); expires if it dies.
     sa.Column("lease_until", sa.DateTime(timezone=True)),
+    # Set while ICE cannot show whether a submission whose answer was lost exists (a batch,
+    # when ICE lists no scene batch); cleared by the job's next move (flows.submit).
+    sa.Column("fate_unknown_since", sa.DateTime(timezone=True)),
+    # A batch's sub-jobs that ICE reports succeeded and failed (NULL for a job, and for a
+    # batch until ICE's answer lists its sub-jobs).
+    sa.Column("sub_jobs_succeeded", sa.Integer),
+    sa.Column("sub_jobs_failed", sa.Integer),
+    # When the submission was last sent to ICE: ICE's list is given its grace from then.
+    sa.Column("last_sent_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
     sa.Index("ix_jobs_created_at_id", "created_at", "id"),
     sa.Index("ix_jobs_status_created_at_id", "status", "created_at", "id"),
     sa.Index("ix_jobs_project_id_created_at_id", "project_id", "created_at", "id"),
     sa.Index("ix_jobs_batch_id", "batch_id"),
     sa.Index("ix_jobs_check_at", "check_at", postgresql_where=sa.text("check_at IS NOT NULL")),
+    sa.Index(
+        "ix_jobs_fate_unknown_since",
+        "fate_unknown_since",
+        postgresql_where=sa.text("fate_unknown_since IS NOT NULL"),
+    ),
 )
 
 job_events = sa.Table(
@@ -127,6 +141,9 @@ callbacks = sa.Table(
     sa.Column("peer", sa.Text),
     # The X-Request-ID of the request that delivered it: its log lines carry the same id.
     sa.Column("request_id", sa.Text),
+    # Whether X-ICE-SIGNATURE was verified: NULL when no AuthKey is configured, false when
+    # one is but ICE sent none (kept as a hint: every callback is confirmed with ICE).
+    sa.Column("signed", sa.Boolean),
     sa.Column("outcome", _enum(CallbackOutcome, "outcome"), nullable=False),
     sa.Column("detail", sa.Text),
     sa.Column("processed_at", sa.DateTime(timezone=True)),
@@ -239,4 +256,13 @@ delivery_attempts = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("response_excerpt", sa.Text),
     sa.Index("ix_delivery_attempts_delivery_id_id", "delivery_id", "id"),
+)
+
+
+# ICE call budgets shared by all processes (store.budgets): when each one's next call may go.
+ice_budgets = sa.Table(
+    "ice_budgets",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -37,6 +37,18 @@ ICE_CALLS = Counter(
     ["action", "outcome"],
     registry=REGISTRY,
 )
+ICE_RETRIES = Counter(
+    "icehook_ice_retries",
+    "ICE calls tried again, by action and the error that made them (Throttling: ICE's limit)",
+    ["action", "code"],
+    registry=REGISTRY,
+)
+ICE_SUBMIT_UNKNOWN = Counter(
+    "icehook_ice_submit_unknown",
+    "Submissions whose outcome is unknown (no answer from ICE), by reason; each is looked up",
+    ["reason"],
+    registry=REGISTRY,
+)
 DELIVERY_ATTEMPTS = Counter(
     "icehook_delivery_attempts",
     "Webhook delivery attempts, by outcome (delivered or failed)",
@@ -63,6 +75,11 @@ HTTP_REFUSED = Counter(
     registry=REGISTRY,
 )
 JOBS = Gauge("icehook_jobs", "Jobs by status", ["status"], registry=REGISTRY)
+FATE_UNKNOWN = Gauge(
+    "icehook_jobs_fate_unknown",
+    "Submissions whose answer was lost and that ICE cannot show it has (see fate_unknown_since)",
+    registry=REGISTRY,
+)
 PENDING_DELIVERIES = Gauge(
     "icehook_outbox_pending_deliveries",
     "Webhook deliveries not yet delivered or dead",

@@ -18,6 +18,8 @@ from app.store.tables import job_events, jobs, outbox
 from tests.helpers.stack import OUTPUT, Stack, envelope, stack
 from tests.helpers.waiting import FINAL, eventually
 
+BATCH_URL = "https://bucket.oss-cn-shanghai.aliyuncs.com/out-{index}.mp4"
+
 
 async def test_a_job_goes_from_submit_to_succeeded_through_its_callback(
     database_url: str,
@@ -136,7 +138,7 @@ async def test_every_callback_dropped_the_sweeper_still_finishes_every_job(
         jobs = [await s.submit(ProjectId=f"p-{n}") for n in range(6)]
         batch = await s.api.post(
             "/v1/batch-jobs",
-            json={"ProjectIds": "a,b,c", "OutputConfig": {"MediaURL": OUTPUT["MediaURL"]}},
+            json={"ProjectIds": "a,b,c", "OutputConfig": {"MediaURL": BATCH_URL}},
         )
         assert batch.status_code == 201, batch.text
         everything = [*jobs, batch.json()]

@@ -31,7 +31,11 @@ async def test_a_job_that_cannot_be_sent_is_rejected_alone_and_its_neighbours_co
 ) -> None:
     """A job left ``submitting`` with a parameter too large to send (from before the check at
     the API) is rejected with the reason, and the healthy jobs swept with it end final."""
-    async with stack(database_url, sweep_after=1, job_seconds=1, callback_drop_rate=1) as s:
+    # ICE's list is given 10 s (the least two 1 s attempts allow) before the job is sent.
+    quick = {"ice_timeout_seconds": 1.0, "ice_max_attempts": 2, "ice_listing_grace_seconds": 1.0}
+    async with stack(
+        database_url, sweep_after=1, job_seconds=1, callback_drop_rate=1, icehook=quick
+    ) as s:
         healthy = [await s.submit(ProjectId=f"p{n}") for n in range(3)]
         stuck = uuid.uuid4()
         parameters = {

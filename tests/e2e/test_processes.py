@@ -40,10 +40,12 @@ from tests.helpers.processes import (
     wait_ready,
 )
 from tests.helpers.servers import free_port
+from tests.helpers.waiting import FINAL, eventually
 
 KEY_ID, SECRET, API_KEY = "procs-ak", "procs-secret", "procs-api-key-0123"
 JOBS, BATCHES, PROJECTS_PER_BATCH = 40, 2, 3
 OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out.mp4"}
+BATCH_OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out-{index}.mp4"}
 ICE_FINAL = {"Success", "Failed", "Finished"}
 # ICE's final word -> icehook's status, for a job and for a batch.
 JOB_STATUS = {"Success": "succeeded", "Failed": "failed"}
@@ -205,7 +207,9 @@ async def submit_everything(api: httpx.AsyncClient) -> list[dict[str, Any]]:
         for n in range(JOBS)
     ]
     projects = [",".join(f"b{b}-{p}" for p in range(PROJECTS_PER_BATCH)) for b in range(BATCHES)]
-    bodies += [("/v1/batch-jobs", {"ProjectIds": ids, "OutputConfig": OUTPUT}) for ids in projects]
+    bodies += [
+        ("/v1/batch-jobs", {"ProjectIds": ids, "OutputConfig": BATCH_OUTPUT}) for ids in projects
+    ]
     return list(await asyncio.gather(*(post(path, body) for path, body in bodies)))
 
 
@@ -266,3 +270,83 @@ async def check_outcome(
     for c in answered:
         token_hash = hashlib.sha256(c["url"].rsplit("/", 1)[1].encode()).digest()
         assert (token_hash, c["job_id"], c["status_sent"]) in kept, c
+
+
+async def test_processes_together_keep_within_ices_submit_limit(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """ICE limits an account, not a process: two ``serve`` and two ``worker`` processes on
+    one database, 600 submissions from 16 clients at once, stay within 30 submits in any
+    second, and ICE is asked hardly more often than there are jobs (a throttled call is
+    tried again, so every extra call is a throttle)."""
+    total = 600
+    sim_url = f"http://127.0.0.1:{free_port()}"
+    ports = [free_port(), free_port()]
+    sim_env = {
+        **clean_env,
+        "ICEHOOK_SIM_ACCESS_KEYS": f"{KEY_ID}:{SECRET}",
+        "ICEHOOK_SIM_JOB_SECONDS": "1",
+    }
+    procs: dict[str, asyncio.subprocess.Process] = {}
+    logs = {
+        name: tmp_path / f"{name}.log"
+        for name in ("simulator", "serve-1", "serve-2", "worker-1", "worker-2")
+    }
+    try:
+        async with asyncio.timeout(240):  # a hang guard only
+            procs["simulator"] = await start_icehook_logged(
+                "simulator", "--port", sim_url.rsplit(":", 1)[1], env=sim_env, log=logs["simulator"]
+            )
+            await wait_ready(sim_url, "/_sim/settings")
+            for n, port in enumerate(ports, 1):
+                url = f"http://127.0.0.1:{port}"
+                env = icehook_env(
+                    clean_env,
+                    data_dir=tmp_path / f"data-{n}",
+                    database_url=database_url,
+                    ice_url=sim_url,
+                    public_url=url,
+                    access_key=(KEY_ID, SECRET),
+                    api_key=API_KEY,
+                )
+                procs[f"serve-{n}"] = await start_icehook_logged(
+                    "serve", "--port", str(port), env=env, log=logs[f"serve-{n}"]
+                )
+                await wait_ready(url)
+                procs[f"worker-{n}"] = await start_icehook_logged(
+                    "worker", env=env, log=logs[f"worker-{n}"]
+                )
+            clients = asyncio.Semaphore(16)
+            headers = {"authorization": f"Bearer {API_KEY}"}
+            apis = [
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", headers=headers, timeout=60)
+                for p in ports
+            ]
+
+            async def post(n: int) -> dict[str, Any]:
+                body = {"ProjectId": f"p-{n}", "OutputMediaConfig": OUTPUT}
+                async with clients:
+                    response = await apis[n % 2].post("/v1/jobs", json=body)
+                assert response.status_code in (201, 202), response.text
+                return response.json()  # type: ignore[no-any-return]
+
+            async def all_final() -> bool:
+                found = await rows(database_url, sa.select(jobs.c.status))
+                return len(found) == total and all(j["status"] in FINAL for j in found)
+
+            async with httpx.AsyncClient(base_url=sim_url, timeout=60) as sim:
+                submitted = await asyncio.gather(*(post(n) for n in range(total)))
+                await eventually(all_final, seconds=120, every=0.5)
+                stats = (await sim.get("/_sim/stats")).json()
+            for api in apis:
+                await api.aclose()
+            assert len({s["id"] for s in submitted}) == total
+            assert stats["submits_peak_per_second"] <= 30, stats
+            calls = stats["rpc_calls"]["SubmitMediaProducingJob"]
+            assert total <= calls <= total * 1.05, stats
+            print(f"submit calls: {calls} for {total} jobs; {stats}")
+            for name in procs:
+                assert await stop(procs[name]) == 0, f"{name} exit status; see {logs[name]}"
+                assert not troubles(logs[name]), f"{name}: see {logs[name]}"
+    finally:
+        await kill_all(procs.values())

@@ -43,6 +43,9 @@ REQUEST_ID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-
 HEX32 = re.compile(r"[0-9a-f]{32}")
 ICE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 OUTPUT = json.dumps({"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out/a.mp4"})
+BATCH_OUTPUT = json.dumps(
+    {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out/{index}.mp4"}
+)
 TIMELINE = json.dumps({"VideoTracks": [{"VideoTrackClips": [{"MediaId": "m" * 32}]}]})
 JOB_ORDER = ["Init", "Queuing", "Processing", "Success"]
 
@@ -873,7 +876,7 @@ async def test_batch_fails_only_when_every_sub_job_failed() -> None:
     async with simulator(job_seconds=0.1, failure_rate=1.0) as ice:
         submitted = await ice.ok(
             "SubmitSceneBatchEditingJob",
-            {"ProjectIds": "p1,p2", "OutputConfig": OUTPUT},
+            {"ProjectIds": "p1,p2", "OutputConfig": BATCH_OUTPUT},
         )
         batch: dict[str, Any] = {}
 
@@ -1129,7 +1132,8 @@ def test_callback_copies_from_env_and_flags() -> None:
 
 async def test_stats_count_accepted_rpc_calls_by_action(ice: Ice) -> None:
     url = f"{ice.base_url}/_sim/stats"
-    assert (await ice.http.get(url)).json() == {"rpc_calls": {}}
+    nothing = {"submits_peak_per_second": 0, "sts_issued": 0, "sts_refused": 0}
+    assert (await ice.http.get(url)).json() == {"rpc_calls": {}, **nothing}
     submitted = await ice.submit()
     await ice.submit()
     await ice.job(submitted["JobId"])
@@ -1147,7 +1151,9 @@ async def test_stats_count_accepted_rpc_calls_by_action(ice: Ice) -> None:
             "GetMediaProducingJob": 2,
             "ListMediaProducingJobs": 2,
             "SubmitMediaProducingJob": 2,
-        }
+        },
+        **nothing,
+        "submits_peak_per_second": 2,
     }
 
 

@@ -136,3 +136,63 @@ async def test_sdk_raises_job_not_found(endpoint: Endpoint) -> None:
         )
     assert caught.value.code == "JobNotFound"
     assert caught.value.status_code == 404
+
+
+BATCH_OUTPUT = json.dumps({"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/b/{index}.mp4"})
+
+
+@pytest.mark.parametrize("signature", [None, "v2"], ids=["v3", "v2"])
+async def test_sdk_submits_gets_and_lists_a_scene_batch(
+    endpoint: Endpoint, signature: str | None
+) -> None:
+    """The three batch actions icehook makes, through the SDK: its models parse every field
+    the simulator answers with, sub-jobs included."""
+    client = endpoint.client(signature=signature)
+    submitted = await asyncio.to_thread(
+        client.submit_scene_batch_editing_job,
+        models.SubmitSceneBatchEditingJobRequest(
+            project_ids="p1,p2", output_config=BATCH_OUTPUT, user_data=USER_DATA
+        ),
+    )
+    assert submitted.status_code == 200
+    batch_id = submitted.body.job_id
+    assert len(batch_id) == 32
+
+    batch = None
+    for _ in range(200):
+        answer = await asyncio.to_thread(
+            client.get_batch_media_producing_job,
+            models.GetBatchMediaProducingJobRequest(job_id=batch_id),
+        )
+        batch = answer.body.editing_batch_job
+        if batch.status in ("Finished", "Failed"):
+            break
+        await asyncio.sleep(0.05)
+    assert batch is not None
+    assert (batch.job_id, batch.status, batch.user_data) == (batch_id, "Finished", USER_DATA)
+    assert batch.job_type == "Scene_Batch_Editing"
+    subs = batch.sub_job_list
+    assert [s.project_id for s in subs] == ["p1", "p2"]
+    assert {s.status for s in subs} == {"Success"}
+    assert [s.media_url for s in subs] == [
+        "https://bucket.oss-cn-shanghai.aliyuncs.com/b/1.mp4",
+        "https://bucket.oss-cn-shanghai.aliyuncs.com/b/2.mp4",
+    ]
+
+    listed = await asyncio.to_thread(
+        client.list_batch_media_producing_jobs,
+        models.ListBatchMediaProducingJobsRequest(max_results=10, status="Finished"),
+    )
+    assert [b.job_id for b in listed.body.editing_batch_job_list] == [batch_id]
+    assert listed.body.editing_batch_job_list[0].user_data == USER_DATA
+    assert not listed.body.next_token
+
+
+async def test_sdk_raises_on_a_batch_that_would_write_one_object(endpoint: Endpoint) -> None:
+    client = endpoint.client()
+    with pytest.raises(ClientException) as caught:
+        await asyncio.to_thread(
+            client.submit_scene_batch_editing_job,
+            models.SubmitSceneBatchEditingJobRequest(project_ids="p1,p2", output_config=OUTPUT),
+        )
+    assert (caught.value.status_code, caught.value.code) == (400, "InvalidParameter")

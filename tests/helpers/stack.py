@@ -61,9 +61,12 @@ async def stack(
     *,
     sweep_after: float = 3600,
     icehook: Mapping[str, Any] | None = None,
+    temporary_credentials: bool = False,
     **behaviour: Any,
 ) -> AsyncIterator[Stack]:
-    """``behaviour``: the simulator's settings; ``icehook``: changes to icehook's settings."""
+    """``behaviour``: the simulator's settings; ``icehook``: changes to icehook's settings;
+    ``temporary_credentials``: icehook has no AccessKey, only the simulator's STS
+    credentials through a credentials URI."""
     sim_settings = SimulatorSettings(access_keys={KEY_ID: SECRET}, **behaviour)
     port = free_port()
     async with serve(create_simulator_app(sim_settings)) as sim_url:
@@ -79,6 +82,13 @@ async def stack(
             # admitted (as it is here, explicitly).
             allowed_webhook_nets=(ipaddress.ip_network("127.0.0.0/8"),),
         )
+        if temporary_credentials:
+            settings = dataclasses.replace(
+                settings,
+                access_key_id=None,
+                access_key_secret=None,
+                credentials_uri=f"{sim_url}/_sim/sts",
+            )
         settings = dataclasses.replace(settings, **(icehook or {}))
         async with (
             serve(create_app(settings, workers=True), port=port) as url,

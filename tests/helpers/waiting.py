@@ -9,7 +9,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-FINAL = frozenset({"succeeded", "failed", "finished", "rejected"})  # a job's final statuses
+FINAL = frozenset({"succeeded", "failed", "finished", "rejected", "abandoned"})  # final statuses
 
 
 async def eventually(

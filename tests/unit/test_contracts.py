@@ -19,6 +19,7 @@ from app.http.contracts.jobs import parse_batch, parse_job, parse_job_query
 from app.http.contracts.subscriptions import URL_MAX, parse_replay, parse_subscription
 
 OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out.mp4"}
+BATCH_OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out_{index}.mp4"}
 
 
 def _refused(parse: Any, *args: Any, **kwargs: Any) -> ValidationError:
@@ -92,8 +93,8 @@ def test_a_bad_job_is_refused_naming_its_field(body: dict[str, Any], field: str,
 
 
 def test_a_batch_takes_its_projects_as_a_list_or_a_comma_string() -> None:
-    listed = parse_batch({"ProjectIds": ["a", " b "], "OutputConfig": OUTPUT})
-    joined = parse_batch({"ProjectIds": "a, b,,", "OutputConfig": OUTPUT})
+    listed = parse_batch({"ProjectIds": ["a", " b "], "OutputConfig": BATCH_OUTPUT})
+    joined = parse_batch({"ProjectIds": "a, b,,", "OutputConfig": BATCH_OUTPUT})
     assert listed == joined
     assert listed.kind is JobKind.BATCH
     assert listed.parameters["ProjectIds"] == "a,b"
@@ -102,6 +103,15 @@ def test_a_batch_takes_its_projects_as_a_list_or_a_comma_string() -> None:
     )
     assert _refused(parse_batch, {"ProjectIds": [1], "OutputConfig": OUTPUT}).field == "ProjectIds"
     assert _refused(parse_batch, {"ProjectIds": ["a"]}).field == "OutputConfig"
+
+
+def test_a_batch_of_several_projects_must_number_its_outputs() -> None:
+    # Without {index} every project's video would be written to one object (docs/ice.md).
+    refused = _refused(parse_batch, {"ProjectIds": ["a", "b"], "OutputConfig": OUTPUT})
+    assert refused.field == "OutputConfig"
+    assert "{index}" in refused.message
+    alone = parse_batch({"ProjectIds": ["a"], "OutputConfig": OUTPUT})
+    assert alone.parameters["ProjectIds"] == "a"
 
 
 def test_a_subscription_is_validated_by_its_declared_limits() -> None:

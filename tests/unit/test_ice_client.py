@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
 import aiohttp
@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from app.core.errors import IceError, IceJobNotFound
+from app.core.statuses import JobKind
 from app.ice import verification
-from app.ice.client import IceClient
+from app.ice.client import LIST_SPAN, IceClient
 from app.settings import Settings
 
 KEY_ID, SECRET = "test-ak", "test-secret"
@@ -163,6 +164,30 @@ async def test_list_pages_carry_the_next_token() -> None:
     assert second.next_token is None
 
 
+@pytest.mark.parametrize("kind", [JobKind.JOB, JobKind.BATCH])
+async def test_listing_pages_through_windows_and_stops_on_an_empty_page(kind: JobKind) -> None:
+    """ICE may end a list with an empty page that still carries a NextToken: icehook stops
+    there instead of asking forever; and it splits a span longer than ICE takes."""
+    asked: list[dict[str, str]] = []
+    key = "EditingBatchJobList" if kind == JobKind.BATCH else "MediaProducingJobList"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        query = dict(parse_qsl(request.url.query.decode()))
+        asked.append(query)
+        if "NextToken" not in query:
+            return httpx.Response(
+                200, json={key: [{"JobId": query["StartTime"]}], "NextToken": "n"}
+            )
+        return httpx.Response(200, json={key: [], "NextToken": "n"})  # empty, yet a token
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    listed = client_for(handler).listed(kind, start, start + LIST_SPAN + timedelta(days=1))
+    ids = [item.job_id async for item in listed]
+    assert ids == ["2026-01-01T00:00:00Z", "2026-01-30T00:00:00Z"]  # two windows
+    assert len(asked) == 4  # each window: a page, then the empty one
+    assert {q["EndTime"] for q in asked} == {"2026-01-30T00:00:00Z", "2026-01-31T00:00:00Z"}
+
+
 # -- errors and retries -------------------------------------------------------------------
 
 
@@ -236,22 +261,20 @@ def timing_out(then: httpx.Response) -> tuple[Handler, list[httpx.Request]]:
     return handler, seen
 
 
-async def test_a_timed_out_submit_without_client_token_is_not_repeated() -> None:
+@pytest.mark.parametrize("client_token", [None, "tok-1"])
+async def test_a_timed_out_submit_is_not_repeated_even_with_a_client_token(
+    client_token: str | None,
+) -> None:
+    """What ICE does with a repeated ClientToken is undocumented (docs/ice.md): it might make
+    a second job. The submit flow looks for the job before any resubmission."""
     handler, seen = timing_out(httpx.Response(200, json={"JobId": "j"}))
+    parameters = {"ProjectId": "p", "OutputMediaConfig": OUTPUT}
+    if client_token is not None:
+        parameters["ClientToken"] = client_token
     with pytest.raises(IceError) as caught:
-        await client_for(handler).submit_media_producing_job({"ProjectId": "p"})
+        await client_for(handler).submit_media_producing_job(parameters)
     assert caught.value.code == "NoAnswer"
     assert len(seen) == 1
-
-
-async def test_a_timed_out_submit_with_client_token_is_repeated_with_the_same_token() -> None:
-    handler, seen = timing_out(httpx.Response(200, json={"JobId": "j"}))
-    job = await client_for(handler).submit_media_producing_job(
-        {"ProjectId": "p", "OutputMediaConfig": OUTPUT, "ClientToken": "tok-1"}
-    )
-    assert job.job_id == "j"
-    tokens = [dict(parse_qsl(r.url.query.decode()))["ClientToken"] for r in seen]
-    assert tokens == ["tok-1", "tok-1"]
 
 
 async def test_a_batch_submit_is_not_repeated_after_an_internal_error() -> None:

@@ -80,6 +80,44 @@ def test_a_batch_answer_carries_its_error_from_extend() -> None:
     )
 
 
+@pytest.mark.parametrize("batch_word", ["Finished", "Failed"])
+@pytest.mark.parametrize(
+    ("sub_words", "expected", "counts"),
+    [
+        (["Success", "Failed"], None, (1, 1)),
+        (["Success", "Success"], None, (2, 0)),
+        (["Failed", "Fail"], None, (0, 2)),
+        ([], "failed", (0, 0)),  # failed as a whole: failed, whichever word ICE used
+    ],
+)
+def test_a_final_batch_counts_its_sub_jobs_whichever_word_ice_used(
+    batch_word: str, sub_words: list[str], expected: str | None, counts: tuple[int, int]
+) -> None:
+    raw = {
+        "JobId": "b1",
+        "Status": batch_word,
+        "SubJobList": [{"JobId": f"s{n}", "Status": w} for n, w in enumerate(sub_words)],
+        "Extend": json.dumps({"ErrorCode": "InvalidParameter.ProjectIds", "ErrorMessage": "m"})
+        if not sub_words
+        else "{}",
+    }
+    batch = job(kind=JobKind.BATCH, ice_job_id="b1")
+    move = move_for(batch, JobKind.BATCH, BatchJob.parse(raw), EventSource.CALLBACK)
+    assert move is not None
+    assert move.status == (expected or batch_word.lower())
+    assert (move.changes["sub_jobs_succeeded"], move.changes["sub_jobs_failed"]) == counts
+    if not sub_words:
+        assert move.changes["error_code"] == "InvalidParameter.ProjectIds"
+
+
+def test_a_batch_still_running_is_not_counted_from_a_list_answer() -> None:
+    batch = job(kind=JobKind.BATCH, ice_job_id="b1")
+    answer = BatchJob.parse({"JobId": "b1", "Status": "Processing"})
+    move = move_for(batch, JobKind.BATCH, answer, EventSource.SWEEP)
+    assert move is not None
+    assert "sub_jobs_succeeded" not in move.changes
+
+
 def test_of_two_moves_of_one_job_the_further_counts_and_backwards_ones_none() -> None:
     queued = Move(job(), JobStatus.QUEUING, EventSource.CALLBACK, None)
     done = Move(job(), JobStatus.SUCCEEDED, EventSource.CALLBACK, None)

@@ -30,6 +30,8 @@ HOUR = timedelta(hours=1)
     [
         ("Throttling.User", 400, False, True),  # ICE did nothing
         ("ConnectionFailed", 0, False, True),
+        ("CredentialsUnavailable", 0, False, True),  # nothing was sent
+        ("InvalidSecurityToken.Expired", 403, False, True),  # signed again with a renewed one
         ("NoAnswer", 0, True, True),  # unknown outcome: only when safe to repeat
         ("NoAnswer", 0, False, False),
         ("InternalError", 500, True, True),
@@ -48,6 +50,7 @@ def test_a_refusal_is_a_4xx_other_than_throttling() -> None:
     assert refused(IceError(400, "InvalidParameter", ""))
     assert refused(IceError(400, "icehook.RequestTooLarge", ""))
     assert not refused(IceError(400, "Throttling.User", ""))
+    assert not refused(IceError(403, "InvalidSecurityToken.Expired", ""))  # the credential's
     assert not refused(IceError(500, "InternalError", ""))
     assert not refused(IceError(0, "NoAnswer", ""))
 

@@ -87,14 +87,15 @@ def test_the_log_format_is_json_or_text() -> None:
         log_format_from_env({"ICEHOOK_LOG_FORMAT": "xml"})
 
 
-def test_credentials_are_required_to_call_ice() -> None:
-    with pytest.raises(ConfigError, match="ALIBABA_CLOUD_ACCESS_KEY_ID"):
-        Settings.from_env({}).require_ice_credentials()
+def test_an_access_key_pair_is_whole_or_absent() -> None:
+    Settings.from_env({}).require_whole_access_key()  # the credential chain is asked then
     with pytest.raises(ConfigError, match="ALIBABA_CLOUD_ACCESS_KEY_SECRET"):
-        Settings.from_env({"ALIBABA_CLOUD_ACCESS_KEY_ID": "id"}).require_ice_credentials()
+        Settings.from_env({"ALIBABA_CLOUD_ACCESS_KEY_ID": "id"}).require_whole_access_key()
+    with pytest.raises(ConfigError, match="ALIBABA_CLOUD_ACCESS_KEY_ID"):
+        Settings.from_env({"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s"}).require_whole_access_key()
     Settings.from_env(
         {"ALIBABA_CLOUD_ACCESS_KEY_ID": "id", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "s"}
-    ).require_ice_credentials()
+    ).require_whole_access_key()
 
 
 def test_secrets_stay_out_of_repr() -> None:

@@ -39,6 +39,14 @@ class Callback(TypedDict):
     request_id: Annotated[
         str | None, Field(description="its request's X-Request-ID, as in the log lines")
     ]
+    signed: Annotated[
+        bool | None,
+        Field(
+            description="whether its X-ICE-SIGNATURE verified: false when AuthKeys are "
+            "configured but it carried none (kept as a hint: every callback is confirmed "
+            "with ICE); null when no AuthKey is configured"
+        ),
+    ]
 
 
 def callback_resource(row: Mapping[Any, Any]) -> dict[str, Any]:

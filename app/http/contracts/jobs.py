@@ -165,6 +165,26 @@ class BatchSubmission(TypedDict, total=False):
     UserData: UserData
 
 
+INDEX_PLACEHOLDER = "{index}"  # in a batch's OutputConfig: each output's number
+
+
+@with_config(BODY)
+class Resolve(TypedDict):
+    """An operator's choice for a submission whose fate is unknown."""
+
+    resolution: Annotated[
+        Literal["resubmit", "abandon"],
+        Field(
+            description="resubmit: submit it to ICE again (ICE may then hold two); abandon: "
+            "record it `abandoned` and stop looking"
+        ),
+    ]
+
+
+def parse_resolve(body: Mapping[str, Any]) -> Resolve:
+    return validated(Resolve, body)
+
+
 def parse_job(body: Mapping[str, Any]) -> Submission:
     """A ``SubmitMediaProducingJob`` body (ICE's parameter names)."""
     if "ClientToken" in body:  # an ICE parameter, but icehook's to set
@@ -183,6 +203,12 @@ def parse_job(body: Mapping[str, Any]) -> Submission:
 def parse_batch(body: Mapping[str, Any]) -> Submission:
     """A ``SubmitSceneBatchEditingJob`` body: ``ProjectIds`` as a list or a comma string."""
     batch = validated(BatchSubmission, body)
+    if "," in batch["ProjectIds"] and INDEX_PLACEHOLDER not in batch["OutputConfig"]:
+        raise ValidationError(
+            "OutputConfig",
+            f"must name {INDEX_PLACEHOLDER} (in MediaURL or FileName) when there are several "
+            "projects, or every video would be written to one object",
+        )
     parameters = {"ProjectIds": batch["ProjectIds"], "OutputConfig": batch["OutputConfig"]}
     return Submission(JobKind.BATCH, parameters, batch.get("UserData", {}), None)
 
@@ -207,6 +233,22 @@ class Job(TypedDict):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    fate_unknown_since: Annotated[
+        datetime | None,
+        Field(
+            description="set while ICE cannot show whether a submission whose answer was lost "
+            "exists (a batch, when ICE lists no scene batch); a callback settles it, or "
+            "POST /v1/batch-jobs/{id}/resolve"
+        ),
+    ]
+    sub_jobs_succeeded: Annotated[
+        int | None,
+        Field(description="a batch's sub-jobs that succeeded, once ICE has listed them"),
+    ]
+    sub_jobs_failed: Annotated[
+        int | None,
+        Field(description="a batch's sub-jobs that failed, once ICE has listed them"),
+    ]
 
 
 class Event(TypedDict):

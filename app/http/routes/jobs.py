@@ -27,15 +27,17 @@ from app.http.contracts.jobs import (
     JobPage,
     JobSubmission,
     JobTimeline,
+    Resolve,
     SubmitHeaders,
     parse_batch,
     parse_job,
     parse_job_query,
+    parse_resolve,
     parse_submit_headers,
     timeline_resource,
 )
 from app.http.openapi import operation
-from app.http.routes.common import read_body
+from app.http.routes.common import json_body, read_body
 from app.store import audit, leases
 
 SUBMIT_MAX_BYTES = 4 * 1024 * 1024  # a Timeline can be large
@@ -62,6 +64,7 @@ class JobRoutes:
             Route("/jobs/{id}/reconcile", self.reconcile_job, methods=["POST"]),
             Route("/batch-jobs", self.create_batch, methods=["POST"]),
             Route("/batch-jobs/{id}", self.get_batch, methods=["GET"]),
+            Route("/batch-jobs/{id}/resolve", self.resolve_batch, methods=["POST"]),
         ]
 
     @operation(
@@ -151,6 +154,28 @@ class JobRoutes:
             raise Conflict("a worker is confirming this job with ICE right now; try again shortly")
         after = await self.confirmer.confirm(job["id"], EventSource.MANUAL)
         return JSONResponse(job_resource(after or job))
+
+    @operation({200: Job, 202: Job}, body=Resolve, errors=(409,))
+    async def resolve_batch(self, request: Request) -> JSONResponse:
+        """Settle a batch whose fate is unknown: submit it again, or abandon it. The choice
+        is recorded in the event it makes; 202 if ICE's answer to the resubmission was lost
+        too (the sweeper then looks for it). 409 unless its fate is unknown, or while a
+        worker is asking ICE about it."""
+        resolution = parse_resolve(await json_body(request))["resolution"]
+        async with self.sessionmaker.begin() as session:
+            batch = await _find(session, request, JobKind.BATCH)
+            claimed = await leases.claim_one(
+                session, batch["id"], lease_seconds=self.confirmer.lease_seconds
+            )
+        if not claimed:
+            raise Conflict("a worker is asking ICE about this batch right now; try again shortly")
+        try:
+            after = await self.submitter.resolve(batch, resolution)
+        finally:
+            async with self.sessionmaker.begin() as session:
+                await leases.release(session, [batch["id"]])
+        status = 202 if after["status"] == JobStatus.SUBMITTING else 200  # ICE's answer lost
+        return JSONResponse(job_resource(after), status_code=status)
 
 
 async def _find(session: AsyncSession, request: Request, kind: JobKind | None = None) -> RowMapping:

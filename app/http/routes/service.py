@@ -70,6 +70,7 @@ class ServiceRoutes:
             counts = await audit.counts(session)
         for status in JobStatus:
             metrics.JOBS.labels(status.value).set(counts.jobs.get(status, 0))
+        metrics.FATE_UNKNOWN.set(counts.fate_unknown)
         metrics.PENDING_DELIVERIES.set(counts.pending_deliveries)
         oldest = counts.oldest_pending
         metrics.OLDEST_PENDING.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)

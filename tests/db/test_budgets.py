@@ -1,0 +1,58 @@
+"""ICE call budgets shared through PostgreSQL: every taker, whatever its process, gets a
+slot of its own, one interval after the last."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.flows.budget import SharedBudget
+from app.ice.client import RateLimiter
+from app.store import budgets
+from app.store.engine import create_engine
+from app.store.tables import ice_budgets
+
+INTERVAL = 1 / 30
+
+
+async def _take(engine: AsyncEngine) -> float:
+    async with engine.connect() as connection:
+        return await budgets.take(connection, "ice-submit", INTERVAL)
+
+
+async def test_takers_on_two_engines_share_one_budget(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    other = create_engine(database_url)  # as if another process
+    try:
+        async with engine.connect() as connection:
+            started = (await connection.execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
+        waits = await asyncio.gather(*(_take(e) for _ in range(30) for e in (engine, other)))
+        async with engine.connect() as connection:
+            next_at = (await connection.execute(sa.select(ice_budgets.c.next_at))).scalar_one()
+    finally:
+        await other.dispose()
+    # 60 slots one interval apart, from no earlier than the first take: two seconds' worth.
+    assert next_at - started >= timedelta(seconds=60 * INTERVAL)
+    assert sum(wait > 10 * INTERVAL for wait in waits) > 30  # most wait for their turn
+    assert min(waits) <= INTERVAL  # the first goes at once
+
+
+async def test_a_budget_whose_database_is_gone_paces_alone() -> None:
+    unreachable = create_engine("postgresql://nobody@127.0.0.1:9/none", timeout=1)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    fallback = RateLimiter(10, clock=lambda: 0.0, sleep=sleep)
+    budget = SharedBudget(unreachable, "ice-read", 10, fallback=fallback, sleep=sleep)
+    try:
+        for _ in range(3):
+            await budget.wait()
+    finally:
+        await unreachable.dispose()
+    assert slept == [0.1, 0.2]  # the fallback's spacing: a call is never refused for it
