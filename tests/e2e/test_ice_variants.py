@@ -250,8 +250,9 @@ async def test_callbacks_with_or_without_a_signature_move_jobs(
         callback_signing=signing,
         icehook={"callback_auth_keys": (key,)},
     ) as s:
-        made = await _submit_all(s, jobs=3, batches=0)
+        made = await _submit_all(s, jobs=3, batches=1)
         await _all_final(s, made, seconds=30)
+        await _check_against_the_truth(s, made)
         stored = await s.rows(sa.select(callbacks.c.outcome, callbacks.c.signed))
         assert {c["outcome"] for c in stored} == {"applied"}
         assert {c["signed"] for c in stored} == {signing == "signed"}
