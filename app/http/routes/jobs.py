@@ -167,6 +167,8 @@ class JobRoutes:
             claimed = await leases.claim_one(
                 session, batch["id"], lease_seconds=self.confirmer.lease_seconds
             )
+            if claimed:  # as it is now that no worker can move it: one may just have
+                batch = await _find(session, request, JobKind.BATCH)
         if not claimed:
             raise Conflict("a worker is asking ICE about this batch right now; try again shortly")
         try:
