@@ -254,7 +254,9 @@ async def test_callbacks_with_or_without_a_signature_move_jobs(
         await _all_final(s, made, seconds=30)
         await _check_against_the_truth(s, made)
         stored = await s.rows(sa.select(callbacks.c.outcome, callbacks.c.signed))
-        assert {c["outcome"] for c in stored} == {"applied"}
+        # A batch's callbacks may report what its sub-jobs' already applied: duplicates.
+        assert {c["outcome"] for c in stored} <= {"applied", "duplicate", "stale"}
+        assert "applied" in {c["outcome"] for c in stored}
         assert {c["signed"] for c in stored} == {signing == "signed"}
         listed = (await s.api.get("/v1/callbacks")).json()["items"]
         assert {c["signed"] for c in listed} == {signing == "signed"}
