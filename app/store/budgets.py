@@ -27,7 +27,8 @@ TAKE = sa.text(
 
 async def take(connection: AsyncConnection, name: str, interval: float) -> float:
     """Reserve the next slot of budget ``name`` (one call every ``interval`` seconds across
-    all processes) and commit; the seconds until the slot (0 or less: now)."""
+    all processes) and commit (nothing to do on an autocommit connection); the seconds until
+    the slot (0 or less: now)."""
     wait = (await connection.execute(TAKE, {"name": name, "interval": interval})).scalar_one()
     await connection.commit()
     return float(wait)

@@ -56,3 +56,24 @@ async def test_a_budget_whose_database_is_gone_paces_alone() -> None:
     finally:
         await unreachable.dispose()
     assert slept == [0.1, 0.2]  # the fallback's spacing: a call is never refused for it
+
+
+async def test_a_shared_budget_commits_each_slot_it_takes(engine: AsyncEngine) -> None:
+    """On its autocommit connection each slot is committed at once: another connection sees
+    the budget moved on by one interval per call."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    fallback = RateLimiter(1, sleep=sleep)
+    budget = SharedBudget(engine, "ice-read", 1, fallback=fallback, sleep=sleep)
+    await budget.wait()
+    await budget.wait()
+    async with engine.connect() as connection:
+        next_at, now = (
+            await connection.execute(sa.select(ice_budgets.c.next_at, sa.func.clock_timestamp()))
+        ).one()
+    assert next_at - now > timedelta(seconds=1.5)  # two slots of one second, the second ahead
+    assert len(slept) == 1  # the first went at once
+    assert slept[0] > 0.5  # the second waited for its slot
