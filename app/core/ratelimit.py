@@ -7,6 +7,7 @@ the database a bounded number of rows, however many addresses it comes from.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections import OrderedDict
@@ -74,6 +75,7 @@ class SenderBuckets:
         return bucket
 
 
+@functools.lru_cache(maxsize=4096)  # parsing an address costs more than the rest of ``take``
 def sender_key(peer: str | None) -> str:
     """Who a peer address counts as: itself for IPv4, its /64 for IPv6 (one host usually
     has a whole /64 to send from)."""

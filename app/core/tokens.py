@@ -20,10 +20,11 @@ from typing import Any
 CALLBACK_PATH = "/callbacks/ice/"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 REDACTED = "<redacted>"
-# A callback's token in a body, as it is, URL-encoded, or with JSON-escaped slashes.
-_TOKEN_IN_BODY = re.compile(
-    rb"((?:/|\\/|%2F)callbacks(?:/|\\/|%2F)ice(?:/|\\/|%2F))[A-Za-z0-9_-]+", re.IGNORECASE
-)
+# A callback's token in a body, as it is, URL-encoded, or with JSON-escaped slashes, matched
+# in the lower-cased body. The pattern starts with its literal, which the regex engine finds
+# fast; the separator before it is checked by hand (a pattern that starts with the
+# separator's alternatives tries each at every byte, three times slower on a callback).
+_TOKEN_AFTER_CALLBACKS = re.compile(rb"callbacks(?:/|\\/|%2f)ice(?:/|\\/|%2f)([a-z0-9_-]+)")
 
 
 def new_token() -> str:
@@ -83,7 +84,18 @@ def redacted(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 def without_token(body: bytes, token: str) -> bytes:
     """``body`` with the callback token of its path, and anything shaped like one in a
-    callback URL, replaced by ``<token>``: a stored callback holds no credential."""
+    callback URL (any case), replaced by ``<token>``: a stored callback holds no credential."""
     if len(token) >= 16:  # icehook's own are 43 characters; a short one may be any text
         body = body.replace(token.encode(), b"<token>")
-    return _TOKEN_IN_BODY.sub(rb"\1<token>", body)
+    lowered = body.lower()  # the same length: positions in it are positions in ``body``
+    parts: list[bytes] = []
+    kept_from = 0
+    for match in _TOKEN_AFTER_CALLBACKS.finditer(lowered):
+        start = match.start()
+        if lowered.endswith(b"/", 0, start) or lowered.endswith(b"%2f", 0, start):
+            parts += (body[kept_from : match.start(1)], b"<token>")
+            kept_from = match.end(1)
+    if not parts:
+        return body
+    parts.append(body[kept_from:])
+    return b"".join(parts)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import http
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -84,8 +86,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._turned_away = False  # refused at connection: none of uvicorn's state is set
         self._in_head = True  # the next bytes belong to a request head
         self._head_bytes = 0
-        self._header_count = 0
-        self._deadline: asyncio.TimerHandle | None = None
+        # The current deadline and what to do when it passes (math.inf: none). A request
+        # moves its deadline three times; moving it only sets these, and one timer per
+        # connection, re-armed when it fires early, enforces it (timers cost more than
+        # the attributes: python -m bench.intake, bench/results/restructure.md).
+        self._deadline_at = math.inf
+        self._on_deadline: Callable[[], None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
 
     # -- connection ------------------------------------------------------------------------
 
@@ -103,6 +111,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._turned_away:
             return
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
@@ -129,14 +140,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- parser callbacks --------------------------------------------------------------------
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count <= MAX_HEADERS:
-            super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
-        if self._header_count > MAX_HEADERS:
+        # Counted once the head is in, not header by header: the head's size limit already
+        # bounds how many were buffered (a header takes at least four bytes).
+        if len(self.headers) > MAX_HEADERS:
             self._refuse(431, "too_many_headers", f"more than {MAX_HEADERS} headers")
             return
         self._arm(self.limits.body_seconds, self._body_expired)
@@ -146,7 +154,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         # What follows in this connection is the next request's head. (The rest of the chunk
         # being parsed is not counted: a pipelining client gains at most one read.)
-        self._in_head, self._head_bytes, self._header_count = True, 0, 0
+        self._in_head, self._head_bytes = True, 0
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -158,23 +166,38 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- deadlines ---------------------------------------------------------------------------
 
-    def _arm(self, seconds: float, expired: Any) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, expired)
+    def _arm(self, seconds: float, expired: Callable[[], None]) -> None:
+        self._deadline_at = self.loop.time() + seconds
+        self._on_deadline = expired
+        if self._deadline_at < self._timer_at:  # no timer, or one that would fire too late
+            self._set_timer(self._deadline_at)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline_at, self._on_deadline = math.inf, None
+
+    def _set_timer(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = self.loop.call_at(when, self._timer_fired), when
+
+    def _timer_fired(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        if self._deadline_at == math.inf:
+            return
+        if self.loop.time() < self._deadline_at:  # the deadline moved on since the timer
+            self._set_timer(self._deadline_at)
+            return
+        expired, self._on_deadline = self._on_deadline, None
+        self._deadline_at = math.inf
+        if expired is not None:
+            expired()
 
     def _head_expired(self) -> None:
-        self._deadline = None
         if self.cycle is not None and not self.cycle.response_complete:
             return  # a request is being answered; the next head's time starts after it
         self._refuse(408, "head_timeout", "the request head took too long")
 
     def _body_expired(self) -> None:
-        self._deadline = None
         self._refuse(408, "body_timeout", "the request body took too long")
 
     def _refuse(self, status: int, reason: str, message: str) -> None:

@@ -8,6 +8,7 @@ serves any number of rows, where ``executemany`` would bind and send every row o
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -79,17 +80,54 @@ class GroupCommit(Generic[Item, Result]):
         self.watch = watch or Watch("group commit", float("inf"))
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._writer: asyncio.Task[None] | None = None
+        # Each waiting submit's deadline, in the order they end (``within`` is the same for
+        # every submit of one caller), and one timer for the first: a timer per item costs
+        # more than writing it (python -m bench.intake, bench/results/restructure.md).
+        self._deadlines: collections.deque[tuple[float, asyncio.Future[Result]]] = (
+            collections.deque()
+        )
+        self._timer: asyncio.TimerHandle | None = None
 
     async def submit(self, item: Item, within: float | None = None) -> Result:
         """The result of writing ``item``; ``TimeoutError`` if it is not written within
         ``within`` seconds (then it is not written later either, unless its batch had
         already begun)."""
-        done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Result] = loop.create_future()
         self._queue.append((item, done))
+        if within is not None:
+            self._expire_at(loop, loop.time() + within, done)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_queued())
-        async with asyncio.timeout(within):
-            return await done  # on timeout, ``done`` is cancelled: the writer skips it
+        return await done  # cancelled (its caller gone) or expired: the writer skips it
+
+    def _expire_at(
+        self, loop: asyncio.AbstractEventLoop, when: float, done: asyncio.Future[Result]
+    ) -> None:
+        if self._deadlines and when < self._deadlines[-1][0]:
+            # Out of order (another ``within``): this one's deadline is kept by its own timer.
+            loop.call_at(when, self._expire, done)
+            return
+        self._deadlines.append((when, done))
+        if self._timer is None:
+            self._timer = loop.call_at(when, self._expire_due)
+
+    @staticmethod
+    def _expire(done: asyncio.Future[Result]) -> None:
+        if not done.done():
+            done.set_exception(TimeoutError())
+
+    def _expire_due(self) -> None:
+        """Fail every submit whose time is up; forget those answered; wait for the next."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][1].done()):
+            self._expire(deadlines.popleft()[1])
+        if deadlines:
+            when = deadlines[0][0]
+            self._timer = loop.call_at(when, self._expire_due)
 
     async def _write_queued(self) -> None:
         while self._queue:
@@ -114,3 +152,6 @@ class GroupCommit(Generic[Item, Result]):
         for (_, done), result in zip(batch, results, strict=True):
             if not done.done():
                 done.set_result(result)
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1].done():  # answered: no deadline to keep
+            deadlines.popleft()

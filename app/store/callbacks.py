@@ -96,6 +96,13 @@ STORE = sa.text(
            EXISTS (SELECT FROM woken) AS woken
     FROM matched
     """
+).columns(  # typed result columns: SQLAlchemy then reads the result's shape once, not per batch
+    sa.column("token_hash", sa.LargeBinary),
+    sa.column("job_id", sa.Uuid),
+    sa.column("job_kind", sa.Text),
+    sa.column("job_status", sa.Text),
+    sa.column("job_ice_job_id", sa.Text),
+    sa.column("woken", sa.Boolean),
 )
 
 

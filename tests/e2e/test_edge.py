@@ -128,3 +128,34 @@ async def test_an_idle_kept_alive_connection_is_closed(echo: tuple[str, Echo]) -
     writer.write(b"GET /once HTTP/1.1\r\nhost: x\r\n\r\n")
     answer = await closed_within(reader, LIMITS.keepalive_seconds + SLACK)
     assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_deadlines_move_with_each_request_of_a_kept_alive_connection(
+    echo: tuple[str, Echo],
+) -> None:
+    """A connection busy for longer than any one deadline is not cut at the first one; once
+    idle, a head it begins still has one (the deadline moved along with its requests)."""
+    url, app = echo
+    reader, writer = await open_raw(url)
+    began = time.monotonic()
+    answered = 0
+    while time.monotonic() - began < 2 * LIMITS.body_seconds:
+        writer.write(b"GET /busy HTTP/1.1\r\nhost: x\r\n\r\n")
+        answer = b""
+        async with asyncio.timeout(5):
+            while b"\r\n\r\n1" not in answer and not answer.endswith(b"\r\n\r\n0"):
+                chunk = await reader.read(4096)
+                assert chunk, f"closed after {answered} requests"
+                answer += chunk
+        answered += 1
+        last_answer = time.monotonic()  # idle from here: the next head's time starts
+        await asyncio.sleep(LIMITS.keepalive_seconds / 4)
+    assert answered >= 4
+    assert app.seen.count("/busy") == answered
+    task = asyncio.create_task(trickle(writer, b"GET /slow HTTP/1.1\r\nhost: x\r\n" * 10))
+    try:
+        answer = await closed_within(reader, LIMITS.head_seconds + SLACK)
+    finally:
+        task.cancel()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - last_answer >= LIMITS.head_seconds - 0.1
