@@ -111,16 +111,20 @@ class Variable:
     parse: Callable[[str], Any]
     meaning: str
     default_text: str | None = None
+    secret: bool = False  # may also come from a file named by ``<name>_FILE``
 
     def read(self, environ: Mapping[str, str]) -> Any:
         """Its value in ``environ``; None when unset (an empty value counts as unset)."""
-        raw = environ.get(self.name, "").strip()
-        if not raw:
+        if self.secret:
+            raw, source = secret_text(environ, self.name)
+        else:
+            raw, source = environ.get(self.name, "").strip() or None, self.name
+        if raw is None:
             return None
         try:
             return self.parse(raw)
         except ValueError as exc:
-            raise ConfigError(self.name, str(exc)) from None
+            raise ConfigError(source, str(exc)) from None
 
     def shown_default(self) -> str:
         """The default as the documentation shows it."""
@@ -134,10 +138,45 @@ class Variable:
         return f"`{value:g}`" if isinstance(value, float) else f"`{value}`"
 
 
+SECRET_FILE_MAX_BYTES = 64 * 1024
+
+
+def secret_text(environ: Mapping[str, str], name: str) -> tuple[str | None, str]:
+    """A secret's text and the variable it came from: ``name`` itself, or the file that
+    ``<name>_FILE`` names (as containers and Kubernetes hand secrets over), without its
+    surrounding whitespace. None when neither is set; ``ConfigError`` when both are, or the
+    file cannot be read. An error never shows the file's content."""
+    file_variable = f"{name}_FILE"
+    given = environ.get(name, "").strip()
+    path = environ.get(file_variable, "").strip()
+    if not path:
+        return given or None, name
+    if given:
+        raise ConfigError(file_variable, f"set either {name} or {file_variable}, not both")
+    try:
+        with open(path, "rb") as file:
+            content = file.read(SECRET_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(file_variable, f"cannot read {path}: {exc.strerror}") from None
+    if len(content) > SECRET_FILE_MAX_BYTES:
+        raise ConfigError(file_variable, f"{path} is larger than {SECRET_FILE_MAX_BYTES} bytes")
+    try:
+        text = content.decode().strip()
+    except UnicodeDecodeError:
+        raise ConfigError(file_variable, f"{path} is not UTF-8 text") from None
+    if not text:
+        raise ConfigError(file_variable, f"{path} is empty")
+    return text, file_variable
+
+
 def table() -> str:
     """The environment variables as docs/configuration.md shows them (a test keeps the page
     the same as this)."""
-    rows = [f"| `{v.name}` | {v.meaning} | {v.shown_default()} |" for v in VARIABLES]
+    rows = [
+        f"| `{v.name}`{f' (or `{v.name}_FILE`)' if v.secret else ''} | {v.meaning} "
+        f"| {v.shown_default()} |"
+        for v in VARIABLES
+    ]
     return "\n".join(["| variable | meaning | default |", "|---|---|---|", *rows])
 
 
@@ -163,6 +202,7 @@ VARIABLES = (
         values.database_url,
         "PostgreSQL URL (`postgresql://user:password@host:5432/db`)",
         "unset: embedded PostgreSQL under `ICEHOOK_DATA_DIR`",
+        secret=True,
     ),
     Variable("ICEHOOK_DATA_DIR", "data_dir", Path, "where embedded state lives", "`./.icehook`"),
     Variable(
@@ -179,6 +219,7 @@ VARIABLES = (
         f"comma-separated bearer keys for the `/v1` API, each at least {values.API_KEY_MIN_LENGTH} "
         "characters; required by `serve` (with `--simulate` a key is generated and printed "
         "when unset)",
+        secret=True,
     ),
     Variable("ICEHOOK_ICE_REGION", "ice_region", values.region, "ICE region"),
     Variable(
@@ -194,12 +235,19 @@ VARIABLES = (
         str,
         "ICE AccessKey id; required by `serve` unless `--simulate`",
     ),
-    Variable("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "access_key_secret", str, "ICE AccessKey secret"),
+    Variable(
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        "access_key_secret",
+        str,
+        "ICE AccessKey secret",
+        secret=True,
+    ),
     Variable(
         "ALIBABA_CLOUD_SECURITY_TOKEN",
         "security_token",
         str,
         "STS security token, with a temporary AccessKey",
+        secret=True,
     ),
     Variable(
         "ALIBABA_CLOUD_ROLE_ARN",
@@ -278,6 +326,7 @@ VARIABLES = (
         "ICE callback AuthKey(s), comma-separated (several during rotation); a signature "
         "that is sent must verify",
         "unset: `X-ICE-SIGNATURE` not checked",
+        secret=True,
     ),
     Variable(
         "ICEHOOK_SWEEP_AFTER_SECONDS",

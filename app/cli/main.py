@@ -38,7 +38,7 @@ from app.flows.lifecycle import Shutdown
 from app.http import edge
 from app.http.middleware import new_api_key
 from app.ice.credentials import credentials_for
-from app.settings import Settings, log_format_from_env
+from app.settings import Settings, log_format_from_env, secret_text
 from app.simulator import SimulatorSettings, create_simulator_app
 from app.simulator.settings import ACCESS_KEYS_VARIABLE, new_access_key
 from app.store import embedded, schema
@@ -281,8 +281,11 @@ def _prepare(settings: Settings) -> Settings:
 def _simulator_settings(environ: Mapping[str, str], flags: Mapping[str, str]) -> SimulatorSettings:
     """Simulator settings from the environment and flags; a generated key pair on a first run."""
     env = dict(environ)
-    has_pair = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID") and env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-    if not has_pair and not env.get(ACCESS_KEYS_VARIABLE, "").strip():
+    has_pair = (
+        env.get("ALIBABA_CLOUD_ACCESS_KEY_ID", "").strip()
+        and secret_text(env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET")[0] is not None
+    )
+    if not has_pair and secret_text(env, ACCESS_KEYS_VARIABLE)[0] is None:
         key_id, secret = new_access_key("sim")
         env[ACCESS_KEYS_VARIABLE] = f"{key_id}:{secret}"
         print(

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from app.core.errors import ConfigError
+from app.settings import secret_text
 
 ENV_PREFIX = "ICEHOOK_SIM_"
 ACCESS_KEYS_VARIABLE = "ICEHOOK_SIM_ACCESS_KEYS"
@@ -242,15 +243,15 @@ def _validated(name: str, value: object, label: str) -> float | int | str | None
 def _access_keys_from_env(environ: Mapping[str, str]) -> dict[str, str]:
     keys: dict[str, str] = {}
     key_id = environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID", "").strip()
-    secret = environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "").strip()
+    secret, _ = secret_text(environ, "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
     if key_id and secret:
         keys[key_id] = secret
-    raw = environ.get(ACCESS_KEYS_VARIABLE, "").strip()
-    for entry in filter(None, (part.strip() for part in raw.split(","))):
+    raw, source = secret_text(environ, ACCESS_KEYS_VARIABLE)
+    for entry in filter(None, (part.strip() for part in (raw or "").split(","))):
         entry_id, colon, entry_secret = entry.partition(":")
         if not colon or not entry_id.strip() or not entry_secret.strip():
             raise ConfigError(
-                ACCESS_KEYS_VARIABLE,
+                source,
                 "must be AccessKeyId:AccessKeySecret pairs separated by commas "
                 "(an entry lacks the id, the ':' or the secret)",
             )

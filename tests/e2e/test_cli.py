@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.helpers.processes import run_icehook
@@ -78,3 +80,44 @@ async def test_migrate_brings_the_schema_to_head(
     )
     assert code == 0
     assert "schema at 2" in out
+
+
+async def test_secrets_given_as_files_serve_and_their_errors_are_one_line(
+    database_url: str, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "url").write_text(database_url + "\n")
+    (tmp_path / "keys").write_text("file-api-key-0123456789\n")
+    (tmp_path / "secret").write_text("sk\n")
+    env = {
+        **clean_env,
+        "ICEHOOK_DATABASE_URL_FILE": str(tmp_path / "url"),
+        "ICEHOOK_API_KEYS_FILE": str(tmp_path / "keys"),
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": "ak",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET_FILE": str(tmp_path / "secret"),
+    }
+    code, out, err = await run_icehook("migrate", env=env)
+    assert code == 0, err
+    assert "schema at" in out
+    code, _, err = await run_icehook(
+        "serve", env={**env, "ICEHOOK_API_KEYS_FILE": str(tmp_path / "missing")}
+    )
+    assert code == 2
+    assert_one_clear_line(err, "ICEHOOK_API_KEYS_FILE")
+    code, _, err = await run_icehook(
+        "serve", env={**env, "ICEHOOK_API_KEYS": "file-api-key-0123456789"}
+    )
+    assert code == 2
+    assert_one_clear_line(err, "ICEHOOK_API_KEYS_FILE")
+
+
+async def test_the_simulator_takes_its_access_keys_from_a_file(
+    clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "keys").write_text("no-colon-here\n")
+    code, _, err = await run_icehook(
+        "simulator", env={**clean_env, "ICEHOOK_SIM_ACCESS_KEYS_FILE": str(tmp_path / "keys")}
+    )
+    assert code == 2
+    assert_one_clear_line(err, "ICEHOOK_SIM_ACCESS_KEYS_FILE")
+    assert "no-colon-here" not in err
+

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from app.core.errors import ConfigError
-from app.settings import DEFAULT_RETRY_SCHEDULE, Settings, log_format_from_env
+from app.settings import (
+    DEFAULT_RETRY_SCHEDULE,
+    SECRET_FILE_MAX_BYTES,
+    VARIABLES,
+    Settings,
+    log_format_from_env,
+)
 
 
 def test_defaults_match_the_design() -> None:
@@ -110,3 +116,71 @@ def test_secrets_stay_out_of_repr() -> None:
     assert "very-secret" not in text
     assert "AuthKey123" not in text
     assert "api-key-1-0123456789" not in text
+
+
+def test_a_secret_may_come_from_a_file(tmp_path: Path) -> None:
+    keys = tmp_path / "api_keys"
+    keys.write_text("from-a-file-0123456789,other-key-0123456789\n")
+    secret = tmp_path / "secret"
+    secret.write_text("  sk-from-file \n")
+    settings = Settings.from_env(
+        {
+            "ICEHOOK_API_KEYS_FILE": str(keys),
+            "ALIBABA_CLOUD_ACCESS_KEY_ID": "id",
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET_FILE": str(secret),
+        }
+    )
+    assert settings.api_keys == ("from-a-file-0123456789", "other-key-0123456789")
+    assert settings.access_key_secret == "sk-from-file"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "cannot read"),
+        (b"", "is empty"),
+        (b" \n", "is empty"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"k" * (SECRET_FILE_MAX_BYTES + 1), "larger than"),
+    ],
+)
+def test_a_secret_file_that_cannot_serve_names_its_variable(
+    tmp_path: Path, content: bytes | None, problem: str
+) -> None:
+    path = tmp_path / "auth_keys"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"ICEHOOK_CALLBACK_AUTH_KEYS_FILE": str(path)})
+    assert caught.value.variable == "ICEHOOK_CALLBACK_AUTH_KEYS_FILE"
+    assert problem in str(caught.value)
+    assert "k" * 100 not in str(caught.value)
+
+
+def test_a_secret_given_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "url"
+    path.write_text("postgresql://root@127.0.0.1:5432/test\n")
+    env = {"ICEHOOK_DATABASE_URL": "postgresql://x@y/z", "ICEHOOK_DATABASE_URL_FILE": str(path)}
+    with pytest.raises(ConfigError, match="either ICEHOOK_DATABASE_URL or ") as caught:
+        Settings.from_env(env)
+    assert caught.value.variable == "ICEHOOK_DATABASE_URL_FILE"
+
+
+def test_a_bad_secret_from_a_file_names_the_file_variable(tmp_path: Path) -> None:
+    path = tmp_path / "url"
+    path.write_text("mysql://root@localhost/icehook")
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"ICEHOOK_DATABASE_URL_FILE": str(path)})
+    assert caught.value.variable == "ICEHOOK_DATABASE_URL_FILE"
+    assert "must be a PostgreSQL URL" in str(caught.value)
+    assert "mysql" not in str(caught.value)  # a URL may hold a password: never echoed
+
+
+def test_the_secret_variables_are_the_documented_ones() -> None:
+    assert {v.name for v in VARIABLES if v.secret} == {
+        "ICEHOOK_DATABASE_URL",
+        "ICEHOOK_API_KEYS",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        "ALIBABA_CLOUD_SECURITY_TOKEN",
+        "ICEHOOK_CALLBACK_AUTH_KEYS",
+    }
