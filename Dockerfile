@@ -1,7 +1,7 @@
 # icehook: `icehook serve` against an external PostgreSQL (ICEHOOK_DATABASE_URL).
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY app ./app
 COPY migrations ./migrations
 # The same install as the README's, into a venv that the runtime stage copies whole.

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
 
 from app.cli import operate
 from app.cli.demo import setup as demo
@@ -63,10 +64,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(EXIT_CONFIG)
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml), or "unknown" when icehook runs
+    from a source tree that was never installed."""
+    try:
+        return metadata.version("icehook")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="icehook", description="Alibaba Cloud ICE jobs, callbacks and webhooks."
     )
+    parser.add_argument("--version", action="version", version=f"icehook {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="the HTTP API and the background workers")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,8 @@ async def test_the_simulator_takes_its_access_keys_from_a_file(
     assert_one_clear_line(err, "ICEHOOK_SIM_ACCESS_KEYS_FILE")
     assert "no-colon-here" not in err
 
+
+async def test_version_is_the_installed_distributions(clean_env: dict[str, str]) -> None:
+    code, out, _ = await run_icehook("--version", env=clean_env)
+    assert code == 0
+    assert out.strip() == f"icehook {metadata.version('icehook')}"
