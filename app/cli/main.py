@@ -246,7 +246,7 @@ def _worker(args: argparse.Namespace) -> None:
 def _operate(args: argparse.Namespace, command: operate.Command) -> None:
     """Run an operator command (``operate``) in one transaction on the configured database."""
     logging.getLogger().setLevel(logging.WARNING)  # the answer, not the service's log lines
-    settings = _prepare(Settings.from_env(os.environ))
+    settings = _prepare(Settings.from_env(os.environ), migrate=False)
     url = settings.database_url
     assert url is not None
 
@@ -279,14 +279,44 @@ def _simulator(args: argparse.Namespace) -> None:
     run_servers([Served(app, sim_socket, SIMULATOR_LIMITS)], Shutdown(SIMULATOR_STOP_SECONDS))
 
 
-def _prepare(settings: Settings) -> Settings:
+def _prepare(settings: Settings, *, migrate: bool = True) -> Settings:
     """``settings`` as the command runs with them: their secrets kept out of the logs, the
-    database resolved (the embedded one started if needed), checked and migrated."""
+    database resolved (the embedded one started if needed), checked, and migrated (without
+    ``migrate``: required to be at the revision this icehook knows)."""
     logs.protect_settings(settings)
     url = embedded.resolve_database_url(settings.database_url, settings.data_dir)
     asyncio.run(check_connection(url))
-    schema.upgrade(url)
+    if migrate:
+        schema.upgrade(url)
+    else:
+        _require_known_schema(url)
     return dataclasses.replace(settings, database_url=url)
+
+
+def _require_known_schema(url: str) -> None:
+    """Stop unless the schema is at this icehook's head revision: an operator command only
+    reads and changes rows, and never moves a production schema by being newer."""
+
+    async def revision() -> str | None:
+        engine = create_engine(url, timeout=10)
+        try:
+            return await schema.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    at, head = asyncio.run(revision()), schema.head_revision()
+    if at == head:
+        return
+    if at is None:
+        problem = "holds no icehook schema yet: run `icehook migrate` first"
+    elif schema.is_known_revision(at):
+        problem = f"is at schema {at}, older than this icehook's {head}: run `icehook migrate`"
+    else:
+        problem = (
+            f"is at schema {at}, which this icehook ({head}) does not know: "
+            "use the icehook that migrated it"
+        )
+    raise ConfigError("ICEHOOK_DATABASE_URL", f"the database {problem}")
 
 
 def _simulator_settings(environ: Mapping[str, str], flags: Mapping[str, str]) -> SimulatorSettings:

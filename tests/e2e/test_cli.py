@@ -6,7 +6,9 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from app.store.engine import create_engine
 from tests.helpers.processes import run_icehook
 
 CREDENTIALS = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "ak", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "sk"}
@@ -127,3 +129,37 @@ async def test_version_is_the_installed_distributions(clean_env: dict[str, str])
     code, out, _ = await run_icehook("--version", env=clean_env)
     assert code == 0
     assert out.strip() == f"icehook {metadata.version('icehook')}"
+
+
+async def test_operator_commands_never_change_the_schema(
+    empty_database_url: str, clean_env: dict[str, str]
+) -> None:
+    env = {**clean_env, "ICEHOOK_DATABASE_URL": empty_database_url}
+    code, _, err = await run_icehook("jobs", "list", env=env)
+    assert code == 2
+    assert_one_clear_line(err, "ICEHOOK_DATABASE_URL")
+    assert "icehook migrate" in err
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.connect() as conn:  # nothing was created
+            assert (
+                await conn.scalar(
+                    sa.text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                )
+                == 0
+            )
+        assert (await run_icehook("migrate", env=env))[0] == 0
+        assert (await run_icehook("jobs", "list", env=env))[0] == 0
+        async with engine.begin() as conn:  # as if a newer icehook had migrated it
+            await conn.execute(sa.text("UPDATE alembic_version SET version_num = '20991231_0001'"))
+        code, _, err = await run_icehook("jobs", "list", env=env)
+        assert code == 2
+        assert_one_clear_line(err, "ICEHOOK_DATABASE_URL")
+        assert "20991231_0001" in err
+        async with engine.connect() as conn:  # and it was left as it was
+            assert (
+                await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+                == "20991231_0001"
+            )
+    finally:
+        await engine.dispose()
