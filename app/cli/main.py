@@ -16,8 +16,10 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
+from typing import Any
 
 from app.cli import operate
 from app.cli.demo import setup as demo
@@ -39,9 +41,15 @@ from app.flows.lifecycle import Shutdown
 from app.http import edge
 from app.http.middleware import new_api_key
 from app.ice.credentials import credentials_for
-from app.settings import Settings, log_format_from_env, secret_text
+from app.settings import VARIABLES, Settings, log_format_from_env, secret_text
 from app.simulator import SimulatorSettings, create_simulator_app
-from app.simulator.settings import ACCESS_KEYS_VARIABLE, new_access_key
+from app.simulator.settings import (
+    ACCESS_KEYS_VARIABLE,
+    CHOICES,
+    env_variable,
+    new_access_key,
+    shown_defaults,
+)
 from app.store import embedded, schema
 from app.store.engine import check_connection, create_engine, create_sessionmaker
 from app.telemetry import logs
@@ -73,21 +81,74 @@ def _version() -> str:
         return "unknown"
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` with each option's default (where it has one) and the epilog's lines kept."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        shown = action.help or ""
+        if (
+            action.option_strings
+            and action.default not in (None, False, "", argparse.SUPPRESS)
+            and "%(default)" not in shown
+        ):
+            shown += " (default: %(default)s)"
+        return shown
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every command's parser (subcommands are made of the same class) formats its help so."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _environment(names: Sequence[str]) -> str:
+    """The epilog naming the environment variables a command reads."""
+    listed = textwrap.fill(", ".join(names), width=88, initial_indent="  ", subsequent_indent="  ")
+    return f"environment variables read (docs/configuration.md):\n{listed}"
+
+
+def _service_variables() -> list[str]:
+    return [f"{v.name}[_FILE]" if v.secret else v.name for v in VARIABLES]
+
+
+def _simulator_variables() -> list[str]:
+    return [
+        "ICEHOOK_LOG_FORMAT",
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET[_FILE]",
+        f"{ACCESS_KEYS_VARIABLE}[_FILE]",
+        *(env_variable(name) for name in SimulatorSettings.BEHAVIOUR),
+    ]
+
+
+def _add_epilogs(parser: argparse.ArgumentParser, epilog: str) -> None:
+    """Give every command below ``parser`` without an epilog of its own ``epilog``."""
+    for action in parser._actions:  # argparse keeps its subcommands only there
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                if command.epilog is None:
+                    command.epilog = epilog
+                _add_epilogs(command, epilog)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="icehook", description="Alibaba Cloud ICE jobs, callbacks and webhooks."
-    )
+    parser = _Parser(prog="icehook", description="Alibaba Cloud ICE jobs, callbacks and webhooks.")
     parser.add_argument("--version", action="version", version=f"icehook {_version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="the HTTP API and the background workers")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument(
         "--simulate", action="store_true", help="also run the ICE simulator and use it as ICE"
     )
     serve.add_argument(
-        "--simulator-port", type=int, default=0, help="with --simulate (default: a free port)"
+        "--simulator-port",
+        type=int,
+        default=0,
+        help="the simulator's port, with --simulate (default: a free port)",
     )
     serve.set_defaults(run=_serve)
 
@@ -99,21 +160,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(run=_migrate)
 
-    simulator = commands.add_parser("simulator", help="the ICE simulator alone")
-    simulator.add_argument("--host", default="127.0.0.1")
-    simulator.add_argument("--port", type=int, default=9000)
+    simulator = commands.add_parser(
+        "simulator",
+        help="the ICE simulator alone",
+        epilog=_environment(_simulator_variables()),
+    )
+    simulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    simulator.add_argument("--port", type=int, default=9000, help="port to listen on")
+    defaults = shown_defaults()
     for name in SimulatorSettings.BEHAVIOUR:
-        simulator.add_argument(f"--{name.replace('_', '-')}", dest=f"sim_{name}", metavar="VALUE")
+        choices = f"; one of {', '.join(CHOICES[name])}" if name in CHOICES else ""
+        simulator.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"sim_{name}",
+            metavar="VALUE",
+            help=(
+                f"{SimulatorSettings.MEANINGS[name]}{choices} (default: {defaults[name]}, "
+                f"or {env_variable(name)})"
+            ).replace("%", "%%"),  # argparse formats help with %
+        )
     simulator.set_defaults(run=_simulator)
 
     demo_command = commands.add_parser(
         "demo",
         help="the whole product at work: service, simulator, jobs, callbacks, webhooks",
-        description=(
+        description=textwrap.fill(
             "Run the service, the ICE simulator and a webhook receiver on free loopback ports, "
             "submit a few jobs through the API (one callback dropped, some duplicated, one job "
             "failing), show what happens, and print a summary. Exits 0 when every job is final "
-            "and every event was delivered and verified, else 1."
+            "and every event was delivered and verified, else 1.",
+            width=88,
         ),
     )
     demo_command.add_argument(
@@ -121,10 +197,11 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_seconds,
         default=demo.DEFAULT_TIMEOUT_SECONDS,
         metavar="SECONDS",
-        help=f"give up after this long (default {demo.DEFAULT_TIMEOUT_SECONDS:g})",
+        help="give up after this long",
     )
     demo_command.set_defaults(run=_demo)
     operate.add_commands(commands, _operate)
+    _add_epilogs(parser, _environment(_service_variables()))
     return parser
 
 

@@ -11,6 +11,7 @@ exist or cannot be done now (``NotFound``, ``Conflict``), with 1.
 from __future__ import annotations
 
 import argparse
+import enum
 import json
 import sys
 import uuid
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ConfigError, NotFound, ValidationError
 from app.core.events import JOB_FIELDS, job_resource
+from app.core.statuses import DeliveryStatus, JobStatus
 from app.http.contracts.common import encode_cursor, encode_id_cursor, page_resource
 from app.http.contracts.deliveries import delivery_resource, parse_delivery_query
 from app.http.contracts.jobs import parse_job_query, timeline_resource
@@ -50,10 +52,12 @@ def add_commands(commands: Any, run: Callable[[argparse.Namespace, Command], Non
     jobs = commands.add_parser("jobs", help="list jobs, or show one with its timeline")
     group = jobs.add_subparsers(required=True, metavar="ACTION")
     listing = command(group, "list", "jobs, newest first", list_jobs)
-    for name in ("status", "ice-job-id", "project-id", "batch-id"):
-        listing.add_argument(f"--{name}")
-    listing.add_argument("--created-after", metavar="ISO-8601")
-    listing.add_argument("--created-before", metavar="ISO-8601")
+    listing.add_argument("--status", help=f"only in this status: {_one_of(JobStatus)}")
+    listing.add_argument("--ice-job-id", help="only the job with ICE's JobId")
+    listing.add_argument("--project-id", help="only jobs of this ICE ProjectId")
+    listing.add_argument("--batch-id", help="only the sub-jobs of this batch")
+    listing.add_argument("--created-after", metavar="ISO-8601", help="only jobs created after")
+    listing.add_argument("--created-before", metavar="ISO-8601", help="only jobs created before")
     _paging(listing)
     command(
         group, "show", "one job with its events, callbacks and deliveries", show_job
@@ -62,8 +66,10 @@ def add_commands(commands: Any, run: Callable[[argparse.Namespace, Command], Non
     deliveries = commands.add_parser("deliveries", help="list webhook deliveries, or retry one")
     group = deliveries.add_subparsers(required=True, metavar="ACTION")
     listing = command(group, "list", "deliveries, newest first", list_deliveries)
-    for name in ("status", "subscription-id", "job-id", "event-type"):
-        listing.add_argument(f"--{name}")
+    listing.add_argument("--status", help=f"only in this status: {_one_of(DeliveryStatus)}")
+    listing.add_argument("--subscription-id", help="only to this subscription")
+    listing.add_argument("--job-id", help="only of this job (icehook's id)")
+    listing.add_argument("--event-type", help="only of this event type, e.g. job.succeeded")
     _paging(listing)
     command(
         group, "retry", "send one again now, with a fresh schedule", retry_delivery
@@ -73,14 +79,18 @@ def add_commands(commands: Any, run: Callable[[argparse.Namespace, Command], Non
     group = subscriptions.add_subparsers(required=True, metavar="ACTION")
     command(group, "list", "the subscriptions in use", list_subscriptions)
     create = command(group, "create", "a new subscription (its secret is shown once)", subscribe)
-    create.add_argument("--url", required=True)
+    create.add_argument("--url", required=True, help="where the webhooks are posted")
     create.add_argument(
         "--event-types", default="*", help="comma-separated, e.g. job.succeeded,job.* (all: *)"
     )
-    create.add_argument("--description", default="")
+    create.add_argument("--description", default="", help="for the people who read the list")
     command(
         group, "delete", "delete one (its undelivered events become dead)", unsubscribe
     ).add_argument("id")
+
+
+def _one_of(values: Iterable[enum.Enum]) -> str:
+    return "one of " + ", ".join(str(value.value) for value in values)
 
 
 def _paging(parser: argparse.ArgumentParser) -> None:

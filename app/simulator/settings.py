@@ -184,16 +184,23 @@ class SimulatorSettings:
         return shown
 
 
+def shown_defaults() -> dict[str, str]:
+    """Each behaviour setting's default as the documentation and ``--help`` show it."""
+    defaults = {f.name: f.default for f in fields(SimulatorSettings)}
+    return {
+        name: "unset"
+        if (default := defaults[name]) is None
+        else (f"{default:g}" if isinstance(default, float) else str(default))
+        for name in SimulatorSettings.BEHAVIOUR
+    }
+
+
 def table() -> str:
     """The behaviour settings as docs/configuration.md shows them (a test keeps them equal)."""
-    defaults = {f.name: f.default for f in fields(SimulatorSettings)}
+    defaults = shown_defaults()
     rows = []
     for name in SimulatorSettings.BEHAVIOUR:
-        default = defaults[name]
-        if default is None:
-            shown = "unset"
-        else:
-            shown = f"`{default:g}`" if isinstance(default, float) else f"`{default}`"
+        shown = "unset" if defaults[name] == "unset" else f"`{defaults[name]}`"
         meaning = SimulatorSettings.MEANINGS[name]
         flag = "--" + name.replace("_", "-")
         rows.append(f"| `{env_variable(name)}` | `{flag}` | {meaning} | {shown} |")
