@@ -18,10 +18,8 @@ import signal
 import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from importlib import metadata
-from typing import Any
 
-from app.cli import operate
+from app.cli import operate, usage
 from app.cli.demo import setup as demo
 from app.cli.demo.drive import drive
 from app.cli.demo.receiver import Receiver, create_receiver_app
@@ -41,7 +39,7 @@ from app.flows.lifecycle import Shutdown
 from app.http import edge
 from app.http.middleware import new_api_key
 from app.ice.credentials import credentials_for
-from app.settings import VARIABLES, Settings, log_format_from_env, secret_text
+from app.settings import Settings, log_format_from_env, secret_text
 from app.simulator import SimulatorSettings, create_simulator_app
 from app.simulator.settings import (
     ACCESS_KEYS_VARIABLE,
@@ -72,70 +70,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(EXIT_CONFIG)
 
 
-def _version() -> str:
-    """The installed distribution's version (pyproject.toml), or "unknown" when icehook runs
-    from a source tree that was never installed."""
-    try:
-        return metadata.version("icehook")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """``--help`` with each option's default (where it has one) and the epilog's lines kept."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        shown = action.help or ""
-        if (
-            action.option_strings
-            and action.default not in (None, False, "", argparse.SUPPRESS)
-            and "%(default)" not in shown
-        ):
-            shown += " (default: %(default)s)"
-        return shown
-
-
-class _Parser(argparse.ArgumentParser):
-    """Every command's parser (subcommands are made of the same class) formats its help so."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-
-def _environment(names: Sequence[str]) -> str:
-    """The epilog naming the environment variables a command reads."""
-    listed = textwrap.fill(", ".join(names), width=88, initial_indent="  ", subsequent_indent="  ")
-    return f"environment variables read (docs/configuration.md):\n{listed}"
-
-
-def _service_variables() -> list[str]:
-    return [f"{v.name}[_FILE]" if v.secret else v.name for v in VARIABLES]
-
-
-def _simulator_variables() -> list[str]:
-    return [
-        "ICEHOOK_LOG_FORMAT",
-        "ALIBABA_CLOUD_ACCESS_KEY_ID",
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET[_FILE]",
-        f"{ACCESS_KEYS_VARIABLE}[_FILE]",
-        *(env_variable(name) for name in SimulatorSettings.BEHAVIOUR),
-    ]
-
-
-def _add_epilogs(parser: argparse.ArgumentParser, epilog: str) -> None:
-    """Give every command below ``parser`` without an epilog of its own ``epilog``."""
-    for action in parser._actions:  # argparse keeps its subcommands only there
-        if isinstance(action, argparse._SubParsersAction):
-            for command in action.choices.values():
-                if command.epilog is None:
-                    command.epilog = epilog
-                _add_epilogs(command, epilog)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="icehook", description="Alibaba Cloud ICE jobs, callbacks and webhooks.")
-    parser.add_argument("--version", action="version", version=f"icehook {_version()}")
+    parser = usage.Parser(
+        prog="icehook", description="Alibaba Cloud ICE jobs, callbacks and webhooks."
+    )
+    parser.add_argument("--version", action="version", version=f"icehook {usage.version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="the HTTP API and the background workers")
@@ -163,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     simulator = commands.add_parser(
         "simulator",
         help="the ICE simulator alone",
-        epilog=_environment(_simulator_variables()),
+        epilog=usage.environment(usage.simulator_variables()),
     )
     simulator.add_argument("--host", default="127.0.0.1", help="address to listen on")
     simulator.add_argument("--port", type=int, default=9000, help="port to listen on")
@@ -201,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_command.set_defaults(run=_demo)
     operate.add_commands(commands, _operate)
-    _add_epilogs(parser, _environment(_service_variables()))
+    usage.add_epilogs(parser, usage.environment(usage.service_variables()))
     return parser
 
 
