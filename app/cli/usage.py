@@ -30,6 +30,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         shown = action.help or ""
         if (
             action.option_strings
+            # None, a flag's False, "" and 0 (== False) say nothing; such an option's help
+            # says what its absence means (--simulator-port: a free port).
             and action.default not in (None, False, "", argparse.SUPPRESS)
             and "%(default)" not in shown
         ):

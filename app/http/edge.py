@@ -89,7 +89,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # The current deadline and what to do when it passes (math.inf: none). A request
         # moves its deadline three times; moving it only sets these, and one timer per
         # connection, re-armed when it fires early, enforces it (timers cost more than
-        # the attributes: python -m bench.intake, bench/results/restructure.md).
+        # the attributes: python -m bench.intake_cost, bench/results/restructure.md).
         self._deadline_at = math.inf
         self._on_deadline: Callable[[], None] | None = None
         self._timer: asyncio.TimerHandle | None = None

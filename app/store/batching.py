@@ -82,7 +82,7 @@ class GroupCommit(Generic[Item, Result]):
         self._writer: asyncio.Task[None] | None = None
         # Each waiting submit's deadline, in the order they end (``within`` is the same for
         # every submit of one caller), and one timer for the first: a timer per item costs
-        # more than writing it (python -m bench.intake, bench/results/restructure.md).
+        # more than its write (python -m bench.intake_cost, bench/results/restructure.md).
         self._deadlines: collections.deque[tuple[float, asyncio.Future[Result]]] = (
             collections.deque()
         )
