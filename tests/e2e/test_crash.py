@@ -90,6 +90,9 @@ async def test_serve_killed_with_sigkill_again_and_again_loses_nothing(
         # A killed serve's leases expire after timeout x attempts + 30 s: keep that short.
         ICEHOOK_ICE_TIMEOUT_SECONDS="2",
         ICEHOOK_ICE_MAX_ATTEMPTS="2",
+        # A submit killed before ICE got it is sent again only after this grace (default
+        # 120 s, as long as the settling bound below): keep it short too.
+        ICEHOOK_ICE_LISTING_GRACE_SECONDS="10",
     )
     sim_log, serve_log = tmp_path / "simulator.log", tmp_path / "serve.log"
     procs: list[asyncio.subprocess.Process] = []
