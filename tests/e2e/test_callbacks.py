@@ -109,7 +109,9 @@ async def test_with_auth_keys_a_signature_that_is_sent_must_verify(database_url:
         job, token = await submitted_job(s)
         url = f"/callbacks/ice/{token}"
         full_url = str(s.callbacks.base_url).rstrip("/") + url
-        body = envelope(str(job["ice_job_id"]), "Processing")
+        # What ICE says for the first 6 s of this job, a stale claim after: never one that
+        # ICE contradicts, which the worker would judge rejected once it confirms it.
+        body = envelope(str(job["ice_job_id"]), "Init")
         now = str(int(time.time()))
 
         wrong = await s.callbacks.post(
@@ -140,7 +142,8 @@ async def test_with_auth_keys_a_signature_that_is_sent_must_verify(database_url:
             },
         )
         assert good.status_code == 200
-        unsigned = await s.callbacks.post(url, json=envelope(str(job["ice_job_id"]), "Success"))
+        unsigned_body = envelope(str(job["ice_job_id"]), "Init", Sent="unsigned")  # not a replay
+        unsigned = await s.callbacks.post(url, json=unsigned_body)
         assert unsigned.status_code == 200
         rows = await s.rows(sa.select(callbacks_table).order_by(callbacks_table.c.id))
         assert [(r["outcome"], r["signed"]) for r in rows[:2]] == [("rejected", False)] * 2
