@@ -3,8 +3,10 @@ puts them together. Nothing else imports across the layers to assemble anything.
 
 ``Parts`` builds, for one process, the engine and sessionmaker, the outbound HTTP client,
 the ICE client, the wakers, the health watches, the intake, the submitter and the
-confirmer, and (``worker``) the background worker. ``create_app`` makes the HTTP app of
-``serve`` from them, its lifespan starting and stopping the worker and closing the parts.
+confirmer, and (``worker``) the background worker, each given the tracing it makes spans
+with (``telemetry.tracing``: off unless the ``OTEL_*`` variables turn it on).
+``create_app`` makes the HTTP app of ``serve`` from them, its lifespan starting and
+stopping the worker and closing the parts.
 """
 
 from __future__ import annotations
@@ -38,28 +40,34 @@ from app.settings import Settings
 from app.store import schema
 from app.store.engine import create_engine, create_sessionmaker, dispose
 from app.store.notify import DELIVERIES, WORK, Waker
+from app.telemetry.tracing import OFF, Tracing
 
 
 class Parts:
-    """What one process builds once from ``settings`` (whose database URL is resolved)."""
+    """What one process builds once from ``settings`` (whose database URL is resolved),
+    traced as ``tracing`` says (its owner closes it, after these parts)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracing: Tracing = OFF) -> None:
         if settings.database_url is None:
             raise ValueError("resolve the database URL first (store.embedded)")
         self.settings = settings
+        self.tracing = tracing
         self.database_url = settings.database_url
         self.timeout = settings.database_timeout_seconds
         self.engine = create_engine(self.database_url, timeout=self.timeout)
+        tracing.instrument_engine(self.engine)
         self.sessionmaker = create_sessionmaker(self.engine)
         self.health = Health()
         self.work_waker = Waker(WORK)  # jobs to confirm: callbacks stored, a sweep due
         self.delivery_waker = Waker(DELIVERIES)  # webhooks to send
         self.http = outbound.client(max_connections=64, trust_env=True)
+        tracing.instrument_client(self.http)
         self.ice = IceClient(
             self.http,
             settings,
             submit_pace=self._shared_budget("ice-submit", settings.ice_submit_qps),
             read_pace=self._shared_budget("ice-read", settings.ice_read_qps),
+            tracer=tracing.tracer,
         )
         # A write may be tried twice (the second on a new connection), each within the timeout.
         self.intake = Intake(
@@ -69,9 +77,12 @@ class Parts:
             self.health.watch("callback intake", 2 * self.timeout + 1),
             public_url=settings.public_url,
             auth_keys=settings.callback_auth_keys,
+            tracer=tracing.tracer,
         )
         self.submitter = Submitter(self.sessionmaker, self.ice, settings)
-        self.confirmer = Confirmer(self.sessionmaker, self.ice, self.submitter, settings)
+        self.confirmer = Confirmer(
+            self.sessionmaker, self.ice, self.submitter, settings, tracer=tracing.tracer
+        )
 
     def _shared_budget(self, name: str, rate: float) -> SharedBudget:
         fallback = RateLimiter(rate, sleep=asyncio.sleep)
@@ -90,7 +101,9 @@ class Parts:
         )
         # A claim is one short transaction: its statements and commit each within the timeout.
         claims = self.health.watch("webhook claims", 3 * self.timeout)
-        deliverer = Deliverer(self.sessionmaker, self.delivery_waker, claims, settings)
+        deliverer = Deliverer(
+            self.sessionmaker, self.delivery_waker, claims, settings, tracing=self.tracing
+        )
         return Worker(
             CallbackJudge(self.sessionmaker, self.confirmer),
             sweeper,
@@ -112,12 +125,16 @@ class Parts:
 
 
 def create_app(
-    settings: Settings, *, workers: bool = False, shutdown: Shutdown | None = None
+    settings: Settings,
+    *,
+    workers: bool = False,
+    shutdown: Shutdown | None = None,
+    tracing: Tracing = OFF,
 ) -> Starlette:
     """The HTTP API; with ``workers`` it also runs the background worker in its lifespan,
     which starts finishing its work when ``shutdown`` begins (the process's first signal)
-    and is cancelled at its deadline."""
-    parts = Parts(settings)
+    and is cancelled at its deadline. Traced as ``tracing`` says."""
+    parts = Parts(settings, tracing)
     stopping = shutdown or Shutdown(settings.shutdown_timeout_seconds)
 
     @contextlib.asynccontextmanager
@@ -152,13 +169,14 @@ def create_app(
         deliveries=DeliveryRoutes(parts.sessionmaker),
         api_keys=settings.api_keys,
         lifespan=lifespan,
+        tracing=tracing,
     )
 
 
-async def run_worker(settings: Settings, shutdown: Shutdown) -> None:
+async def run_worker(settings: Settings, shutdown: Shutdown, tracing: Tracing = OFF) -> None:
     """``icehook worker``: the background worker alone, until ``shutdown`` begins; then it
-    finishes what it holds, within the shutdown's deadline."""
-    parts = Parts(settings)
+    finishes what it holds, within the shutdown's deadline. Traced as ``tracing`` says."""
+    parts = Parts(settings, tracing)
     try:
         worker = parts.worker()
         task = asyncio.create_task(worker.run())

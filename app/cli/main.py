@@ -51,6 +51,7 @@ from app.simulator.settings import (
 from app.store import embedded, schema
 from app.store.engine import check_connection, create_engine, create_sessionmaker
 from app.telemetry import logs
+from app.telemetry.tracing import TRACING_VARIABLES, Tracing, from_environment
 from app.wiring import create_app, run_worker
 
 EXIT_CONFIG = 2
@@ -77,7 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"icehook {usage.version()}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="the HTTP API and the background workers")
+    traced = usage.environment([*usage.service_variables(), *TRACING_VARIABLES])
+    serve = commands.add_parser(
+        "serve", help="the HTTP API and the background workers", epilog=traced
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument(
@@ -91,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
-    worker = commands.add_parser("worker", help="the background workers only")
+    worker = commands.add_parser("worker", help="the background workers only", epilog=traced)
     worker.set_defaults(run=_worker)
 
     migrate = commands.add_parser(
@@ -151,6 +155,19 @@ def _migrate(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     settings = Settings.from_env(os.environ)
+    tracing = _tracing()
+    try:
+        _serve_traced(args, settings, tracing)
+    finally:
+        tracing.close()
+
+
+def _tracing() -> Tracing:
+    """Tracing as the ``OTEL_*`` variables ask (off unless they do): app/telemetry/tracing.py."""
+    return from_environment(os.environ, version=usage.version())
+
+
+def _serve_traced(args: argparse.Namespace, settings: Settings, tracing: Tracing) -> None:
     apps: list[Served] = []
     if args.simulate:
         sim_settings = _simulator_settings(os.environ, {})
@@ -184,7 +201,7 @@ def _serve(args: argparse.Namespace) -> None:
         settings = dataclasses.replace(settings, public_url=url_of_host(reachable, port))
     settings = _prepare(settings)
     shutdown = Shutdown(settings.shutdown_timeout_seconds)
-    app = create_app(settings, workers=True, shutdown=shutdown)
+    app = create_app(settings, workers=True, shutdown=shutdown, tracing=tracing)
     apps.insert(0, Served(app, api_socket, edge.limits_of(settings)))
     print(f"icehook: serving at {url_of(api_socket)}", file=sys.stderr)
     run_servers(apps, shutdown)
@@ -244,19 +261,23 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _worker(args: argparse.Namespace) -> None:
     settings = Settings.from_env(os.environ)
-    _require_ice_credentials(settings)
-    settings = _prepare(settings)
+    tracing = _tracing()
+    try:
+        _require_ice_credentials(settings)
+        settings = _prepare(settings)
 
-    async def work() -> None:
-        shutdown = Shutdown(settings.shutdown_timeout_seconds)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, shutdown.signal)
-        print("icehook: worker running", file=sys.stderr)
-        freeze_heap()
-        await run_worker(settings, shutdown)
+        async def work() -> None:
+            shutdown = Shutdown(settings.shutdown_timeout_seconds)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, shutdown.signal)
+            print("icehook: worker running", file=sys.stderr)
+            freeze_heap()
+            await run_worker(settings, shutdown, tracing)
 
-    run(work())
+        run(work())
+    finally:
+        tracing.close()
 
 
 def _operate(args: argparse.Namespace, command: operate.Command) -> None:

@@ -35,6 +35,8 @@ class Move:
     source: EventSource
     payload: Mapping[str, Any] | None
     changes: Mapping[str, Any] = field(default_factory=dict)
+    # The W3C traceparent of the work that observed it, for its event's webhooks to continue.
+    traceparent: str | None = None
 
 
 CHANGEABLE = frozenset(
@@ -53,9 +55,15 @@ CHANGEABLE = frozenset(
 )
 
 
-def move_for(job: Row, kind: JobKind, answer: Answer, source: EventSource) -> Move | None:
-    """The move ICE's ``answer`` makes of ``job`` (a job of ``kind``); None when ICE says a
-    status icehook does not know."""
+def move_for(
+    job: Row,
+    kind: JobKind,
+    answer: Answer,
+    source: EventSource,
+    traceparent: str | None = None,
+) -> Move | None:
+    """The move ICE's ``answer`` makes of ``job`` (a job of ``kind``), observed by the work
+    of ``traceparent``; None when ICE says a status icehook does not know."""
     to_status = status_from_ice(kind, answer.status)
     if to_status is None:
         return None
@@ -87,7 +95,7 @@ def move_for(job: Row, kind: JobKind, answer: Answer, source: EventSource) -> Mo
             to_status = JobStatus.FAILED
     # ICE's answer repeats UserData, whose NotifyAddress holds the callback token.
     payload = redacted(answer.raw) if "UserData" in answer.raw else answer.raw
-    return Move(job, to_status, source, payload, changes)
+    return Move(job, to_status, source, payload, changes, traceparent)
 
 
 def furthest(moves: Sequence[Move]) -> list[Move]:

@@ -15,7 +15,9 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
+from opentelemetry.trace import Tracer
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +32,7 @@ from app.ice.client import IceClient
 from app.settings import Settings
 from app.store import jobs, leases
 from app.store.engine import unavailable
+from app.telemetry import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +42,20 @@ AfterApply = Callable[[AsyncSession, Sequence[tuple[RowMapping, RowMapping]]], A
 Heard = tuple[Answer | None, bool]  # ICE's answer (None: none), and whether ICE was heard
 
 
+class Asked(NamedTuple):
+    """What asking ICE about one job gave: its answer (None: none), whether ICE was heard,
+    and the traceparent of the confirmation's span (which its events' webhooks continue)."""
+
+    answer: Answer | None
+    heard: bool
+    span: str | None
+
+
 class Confirmer:
     """Asks ICE about jobs and applies what it says. Uses: the database, ICE, the
-    ``Submitter`` (a job left ``submitting`` is settled by it), and from the settings ICE's
-    timeout and attempts (how long a confirmation may take) and the sweep interval."""
+    ``Submitter`` (a job left ``submitting`` is settled by it), from the settings ICE's
+    timeout and attempts (how long a confirmation may take) and the sweep interval, and a
+    tracer (a span for each job's confirmation, and one for recording the answers)."""
 
     def __init__(
         self,
@@ -51,10 +64,12 @@ class Confirmer:
         submitter: Submitter,
         settings: Settings,
         rng: random.Random | None = None,
+        tracer: Tracer = tracing.NO_TRACER,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.ice = ice
         self.submitter = submitter
+        self.tracer = tracer
         self.answer_seconds = answer_seconds(
             settings.ice_timeout_seconds, settings.ice_max_attempts
         )
@@ -101,6 +116,7 @@ class Confirmer:
         before_asking: Callable[[], Awaitable[None]] | None = None,
         after_apply: AfterApply | None = None,
         reported: Mapping[uuid.UUID, Sequence[str]] | None = None,
+        causes: Mapping[uuid.UUID, Sequence[str | None]] | None = None,
     ) -> list[RowMapping | None]:
         """Confirm jobs that the caller has leased (their rows), and release the leases.
 
@@ -111,12 +127,24 @@ class Confirmer:
         because of what it holds, each job is tried again in a transaction of its own, so
         one bad job holds up no other. Returns the jobs as they are now, in order (None: a
         job that no longer exists, or failed again). ``reported``: by job id, the ICE JobIds
-        its callbacks named (for a job still ``submitting``).
+        its callbacks named (for a job still ``submitting``). ``causes``: by job id, the
+        traceparents of what asked for its confirmation (its callbacks' requests), whose
+        trace the confirmation's span continues (``telemetry.tracing.continuing``).
         """
         known = answers or {}
         named = reported or {}
+        caused = causes or {}
 
-        async def ask(job: Row) -> Heard:
+        async def ask(job: Row) -> Asked:
+            attributes = {"icehook.job_id": str(job["id"]), "icehook.source": source.value}
+            with tracing.continuing(
+                self.tracer, "confirm job", caused.get(job["id"], ()), attributes=attributes
+            ) as span:
+                answer, answered = await ask_ice(job)
+                span.set_attribute("icehook.ice_answered", answered)
+                return Asked(answer, answered, tracing.traceparent())
+
+        async def ask_ice(job: Row) -> Heard:
             logger.info("confirm start job=%s source=%s", job["id"], source.value)
             if job["ice_job_id"] in known and job["status"] != JobStatus.SUBMITTING:
                 return known[job["ice_job_id"]], True
@@ -133,16 +161,29 @@ class Confirmer:
                 logger.exception("could not confirm job %s with ICE", job["id"])
             return None, False
 
-        heard = await asyncio.gather(*(ask(job) for job in leased))
+        asked = await asyncio.gather(*(ask(job) for job in leased))
+        spans = [one.span for one in asked]
+        with tracing.continuing(self.tracer, "record ICE's answers", spans):
+            return await self._apply(leased, asked, source, after_apply)
+
+    async def _apply(
+        self,
+        leased: Sequence[Row],
+        asked: Sequence[Asked],
+        source: EventSource,
+        after_apply: AfterApply | None,
+    ) -> list[RowMapping | None]:
+        """Apply every answer in one transaction, or each alone if that fails because of
+        what it holds (see ``confirm_all``)."""
         try:
             async with self.sessionmaker.begin() as session:
-                return await self._apply_all(session, leased, heard, source, after_apply)
+                return await self._apply_all(session, leased, asked, source, after_apply)
         except Exception as exc:
             if len(leased) == 1 or unavailable(exc):
                 raise  # alone, each would fail the same way: their leases expire
             logger.exception("confirming %d jobs together failed; trying each alone", len(leased))
         results: list[RowMapping | None] = []
-        for job, one in zip(leased, heard, strict=True):
+        for job, one in zip(leased, asked, strict=True):
             try:
                 async with self.sessionmaker.begin() as session:
                     results += await self._apply_all(session, [job], [one], source, after_apply)
@@ -155,22 +196,22 @@ class Confirmer:
         self,
         session: AsyncSession,
         leased: Sequence[Row],
-        heard: Sequence[Heard],
+        asked: Sequence[Asked],
         source: EventSource,
         after_apply: AfterApply | None,
     ) -> list[RowMapping | None]:
         ids = [job["id"] for job in leased]
         locked = await jobs.lock_all(session, ids)
         moves: list[Move] = []
-        for job_id, (answer, _) in zip(ids, heard, strict=True):
+        for job_id, (answer, _, span) in zip(ids, asked, strict=True):
             if job_id in locked and answer is not None:
-                moves += await self._moves(session, locked[job_id], answer, source)
+                moves += await self._moves(session, locked[job_id], answer, source, span)
         moved = {row["id"]: row for row in await jobs.record_statuses(session, moves) if row}
         results: list[RowMapping | None] = []
         applied = []
         checks = []
         now = datetime.now(UTC)
-        for job_id, (_, answered) in zip(ids, heard, strict=True):
+        for job_id, (_, answered, _) in zip(ids, asked, strict=True):
             before = locked.get(job_id)
             if before is None:
                 logger.info("confirm end job=%s status=gone", job_id)
@@ -198,18 +239,24 @@ class Confirmer:
         return results
 
     async def _moves(
-        self, session: AsyncSession, job: RowMapping, answer: Answer, source: EventSource
+        self,
+        session: AsyncSession,
+        job: RowMapping,
+        answer: Answer,
+        source: EventSource,
+        span: str | None,
     ) -> list[Move]:
         """What ICE's answer about ``job`` (locked) means: the moves of a batch's sub-jobs
-        (created and locked the first time they are seen), then the job's own."""
+        (created and locked the first time they are seen), then the job's own; each
+        observed by the confirmation ``span``."""
         planned: list[Move | None] = []
         if isinstance(answer, BatchJob):
             for sub in answer.sub_jobs:
                 row = await jobs.lock_sub_job(session, job["id"], sub.job_id, sub.project_id)
-                planned.append(move_for(row, JobKind.JOB, sub, source))
-            planned.append(move_for(job, JobKind.BATCH, answer, source))
+                planned.append(move_for(row, JobKind.JOB, sub, source, span))
+            planned.append(move_for(job, JobKind.BATCH, answer, source, span))
         else:
-            planned.append(move_for(job, JobKind.JOB, answer, source))
+            planned.append(move_for(job, JobKind.JOB, answer, source, span))
         if planned[-1] is None:
             logger.warning(
                 "ICE status %r of job %s is not one icehook knows", answer.status, job["id"]

@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from opentelemetry.trace import StatusCode
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,6 +28,7 @@ from app.store import deliveries
 from app.store.batching import GroupCommit
 from app.store.notify import Waker
 from app.telemetry import metrics
+from app.telemetry.tracing import OFF, Tracing, continuing
 from app.webhooks.sender import send
 
 logger = logging.getLogger(__name__)
@@ -42,7 +44,8 @@ class Deliverer:
     """Uses: the database, the delivery waker (NOTIFY on ``DELIVERIES``, and its own wake-ups
     when a slot frees), a watch over its claims, and from the settings the concurrency,
     the request deadline, the retry schedule, the disabling rule, the allowed networks and
-    the database's timeout."""
+    the database's timeout, and tracing (a span for each webhook sent, continuing the
+    trace of the work that recorded its event, and its client's request spans)."""
 
     def __init__(
         self,
@@ -51,16 +54,19 @@ class Deliverer:
         watch: Watch,
         settings: Settings,
         rng: random.Random | None = None,
+        tracing: Tracing = OFF,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.waker = waker
         self.watch = watch
         self.settings = settings
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
+        self.tracer = tracing.tracer
         # No proxy: it would reach addresses that the checks never saw.
         self.client = outbound.client(
             max_connections=settings.delivery_concurrency, trust_env=False
         )
+        tracing.instrument_client(self.client)
         self._records = GroupCommit(self._record, MAX_RECORDED_TOGETHER)
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -110,7 +116,7 @@ class Deliverer:
 
     async def _deliver(self, delivery: RowMapping) -> None:
         try:
-            attempt = await send(self.client, delivery, self.settings, datetime.now(UTC))
+            attempt = await self._send(delivery)
             metrics.DELIVERY_ATTEMPTS.labels("delivered" if attempt.delivered else "failed").inc()
             if attempt.latency_ms is not None:
                 metrics.DELIVERY_SECONDS.observe(attempt.latency_ms / 1000)
@@ -121,6 +127,23 @@ class Deliverer:
             log_failure(logger, "delivery %s failed to complete", delivery["id"])
         finally:
             self.waker.wake()  # a slot is free, and the job's next event may be due
+
+    async def _send(self, delivery: RowMapping) -> Attempt:
+        attributes = {
+            "icehook.delivery_id": delivery["id"],
+            "icehook.subscription_id": str(delivery["subscription_id"]),
+            "icehook.event_type": delivery["event_type"],
+            "icehook.attempt": delivery["attempts"] + 1,
+        }
+        causes = [delivery["traceparent"]]
+        with continuing(self.tracer, "send webhook", causes, attributes=attributes) as span:
+            attempt = await send(self.client, delivery, self.settings, datetime.now(UTC))
+            span.set_attribute("icehook.delivered", attempt.delivered)
+            if attempt.error is not None:
+                span.set_status(StatusCode.ERROR, attempt.error)
+            elif not attempt.delivered:
+                span.set_status(StatusCode.ERROR, f"answered {attempt.status_code}")
+            return attempt
 
     async def _record(self, finished: Sequence[tuple[RowMapping, Attempt]]) -> list[None]:
         schedule = self.settings.delivery_retry_schedule

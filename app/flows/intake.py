@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry.trace import Tracer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -38,7 +39,7 @@ from app.ice.signing import verify_callback
 from app.store import callbacks
 from app.store.batching import GroupCommit
 from app.store.notify import Waker
-from app.telemetry import metrics
+from app.telemetry import metrics, tracing
 from app.telemetry.logs import REQUEST_ID
 
 UNSTORED_HEADERS = frozenset({"authorization", "cookie"})
@@ -72,6 +73,7 @@ class Received:
     reply: Reply
     keep_if_refused: bool  # whether its sender may still have a refused callback kept
     signed: bool | None = None  # X-ICE-SIGNATURE verified (None: no AuthKey configured)
+    traceparent: str | None = None  # its request's span, which the worker's span continues
 
     def row(self) -> dict[str, Any]:
         """Its row for ``store.callbacks.store`` (its fields ``INCOMING``)."""
@@ -92,6 +94,7 @@ class Received:
             # The same delivery stored twice is one row; a judged callback is never deduplicated.
             "dedup_key": hashlib.sha256(self.token_hash + self.body).digest() if pending else None,
             "signed": self.signed,
+            "traceparent": self.traceparent,
         }
 
 
@@ -109,8 +112,10 @@ class Intake:
     seen), so that their later callbacks are judged at once: a final job never changes, so
     no worker and no ICE call could judge them differently.
 
-    Uses: the engine, the workers' waker, the statement timeout, a watch, and from the
-    settings the public URL and callback AuthKeys (to verify ``X-ICE-SIGNATURE``).
+    Uses: the engine, the workers' waker, the statement timeout, a watch, from the
+    settings the public URL and callback AuthKeys (to verify ``X-ICE-SIGNATURE``), and a
+    tracer (a span for each write, continuing the trace of its first callback's request
+    and linked to the others').
     """
 
     def __init__(
@@ -122,12 +127,14 @@ class Intake:
         *,
         public_url: str | None = None,
         auth_keys: Sequence[str] = (),
+        tracer: Tracer = tracing.NO_TRACER,
     ) -> None:
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.waker = waker
         self.timeout = timeout
         self.public_url = public_url
         self.auth_keys = tuple(auth_keys)
+        self.tracer = tracer
         self.refused_kept = refused_allowance()
         self._commits = GroupCommit(self._insert, MAX_BATCH, watch)
         self._conn: AsyncConnection | None = None
@@ -161,6 +168,7 @@ class Intake:
             reply=reply,
             keep_if_refused=self.refused_kept.take(peer),
             signed=signed,
+            traceparent=tracing.traceparent(),
         )
         job_id = await self.store(received)
         answer = received.reply if job_id is not None else UNKNOWN_TOKEN
@@ -223,12 +231,15 @@ class Intake:
     async def _insert(self, batch: Sequence[Received]) -> list[uuid.UUID | None]:
         """Store ``batch``; returns the job id of each one's token (None: unknown)."""
         rows = [received.row() for received in batch]
-        try:
-            stored = await self._execute(rows)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            stored = await self._execute(rows)  # once more, on a new connection
+        causes = [received.traceparent for received in batch]
+        with tracing.continuing(self.tracer, "store callbacks", causes) as span:
+            span.set_attribute("icehook.callbacks", len(batch))
+            try:
+                stored = await self._execute(rows)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                stored = await self._execute(rows)  # once more, on a new connection
         if any(row.woken for row in stored):
             self.waker.wake()
         self._remember_final(stored)

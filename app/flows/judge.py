@@ -5,7 +5,8 @@ job for all of that job's callbacks, applies ICE's answer, and judges each callb
 (``core.judging``). Callbacks that need no ICE call (the job is already at or past what
 they report) are judged at once, in the transaction that leased their jobs; the jobs that
 need ICE are then confirmed all at once (``Confirmer.confirm_all``), so each is worked on
-as soon as it is leased.
+as soon as it is leased, each in a span that continues the trace of its oldest pending
+callback's request.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ class CallbackJudge:
                     EventSource.CALLBACK,
                     after_apply=judge,
                     reported={work.job["id"]: work.reported_ice_job_ids() for work in to_confirm},
+                    causes={
+                        work.job["id"]: [callback["traceparent"] for callback in work.pending]
+                        for work in to_confirm
+                    },
                 )
             except Exception:  # the leases expire and another pass tries again
                 log_failure(logger, "processing callbacks of %d jobs failed", len(to_confirm))

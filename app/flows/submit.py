@@ -52,7 +52,7 @@ from app.core.tokens import (
 from app.ice.client import IceClient
 from app.settings import Settings
 from app.store import jobs
-from app.telemetry import metrics
+from app.telemetry import metrics, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -358,5 +358,8 @@ class Submitter:
             locked = await jobs.lock(session, job_id)
             assert locked is not None
             changes = {**changes, "parameters": redacted(locked["parameters"])}
-            row = await jobs.record_status(session, Move(locked, status, source, payload, changes))
+            # Its events' webhooks continue the trace of the work that made the move (the
+            # request that submitted, or the worker that settled an unknown outcome).
+            move = Move(locked, status, source, payload, changes, tracing.traceparent())
+            row = await jobs.record_status(session, move)
         return row or locked

@@ -3,7 +3,8 @@
 Every ``/v1`` route, and ``/metrics``, needs ``Authorization: Bearer <key>``
 (``middleware.ApiKeys``). ICE's callbacks arrive at ``/callbacks/ice/{token}``, outside
 ``/v1``: the token in the path is their credential. Every answer carries ``X-Request-ID``
-(``middleware.RequestIds``), and an error anywhere is answered as JSON (``errors``). There
+(``middleware.RequestIds``); with tracing on, each request is a span that carries it too
+(``middleware.TracedRequests``). An error anywhere is answered as JSON (``errors``). There
 are no trailing-slash redirects: Starlette would build their address from the request's
 own Host header, and a client that needs one is better told 404.
 """
@@ -23,13 +24,14 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Lifespan
 
 from app.http import errors, openapi
-from app.http.middleware import ApiKeys, RequestIds
+from app.http.middleware import ApiKeys, RequestIds, TracedRequests
 from app.http.openapi import Text, operation
 from app.http.routes.callbacks import CallbackRoutes
 from app.http.routes.deliveries import DeliveryRoutes
 from app.http.routes.jobs import JobRoutes
 from app.http.routes.service import ServiceRoutes
 from app.http.routes.subscriptions import SubscriptionRoutes
+from app.telemetry.tracing import OFF, Tracing
 
 
 class DescriptionRoutes:
@@ -68,8 +70,10 @@ def create_http_app(
     deliveries: DeliveryRoutes,
     api_keys: Sequence[str],
     lifespan: Lifespan[Starlette] | None = None,
+    tracing: Tracing = OFF,
 ) -> Starlette:
-    """The app serving these resources, behind ``api_keys``."""
+    """The app serving these resources, behind ``api_keys``; with ``tracing`` on, a span
+    for each request."""
     keys = [Middleware(ApiKeys, keys=api_keys)]
     v1 = [*jobs.routes(), *subscriptions.routes(), *callbacks.v1_routes(), *deliveries.routes()]
     routes: list[BaseRoute] = []
@@ -80,9 +84,18 @@ def create_http_app(
         Route("/metrics", service.metrics, methods=["GET"], middleware=keys),
         Mount("/v1", app=Router(v1, redirect_slashes=False), middleware=keys),
     ]
+    spans = []
+    if tracing.provider is not None:
+        spans.append(
+            Middleware(
+                TracedRequests,
+                tracer_provider=tracing.provider,
+                excluded_urls=tracing.excluded_urls,
+            )
+        )
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIds), Middleware(errors.Unhandled)],
+        middleware=[*spans, Middleware(RequestIds), Middleware(errors.Unhandled)],
         lifespan=lifespan or _no_lifespan,
         exception_handlers=dict.fromkeys(errors.HANDLED, errors.handle_error),
     )

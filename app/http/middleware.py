@@ -1,8 +1,12 @@
-"""ASGI middleware of the HTTP app: request ids, and API keys.
+"""ASGI middleware of the HTTP app: request spans, request ids, and API keys.
+
+``TracedRequests`` (when tracing is on) makes a server span of each HTTP request, with
+OpenTelemetry's ASGI instrumentation, continuing the caller's ``traceparent``.
 
 ``RequestIds`` gives each HTTP request an id: the client's ``X-Request-ID`` when it is a
 plain token, else a new one. It answers the id in ``X-Request-ID`` and puts it in
-``telemetry.logs.REQUEST_ID``, so that every log line of the request carries it.
+``telemetry.logs.REQUEST_ID``, so that every log line of the request carries it, and on
+the request's span (``icehook.request_id``).
 
 ``ApiKeys`` refuses any request without one of the configured bearer keys.
 """
@@ -16,6 +20,9 @@ import secrets
 import uuid
 from collections.abc import Sequence
 
+from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +31,39 @@ from app.core.errors import error_body
 from app.telemetry.logs import REQUEST_ID
 
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+REQUEST_ID_ATTRIBUTE = "icehook.request_id"
+# A callback's path holds its job's token, its credential: spans show it as "{token}".
+CALLBACK_TOKEN = re.compile(r"^(/callbacks/ice/)[^/]*")
+_UNREDACTED = "icehook.unredacted_scope"
+
+
+class TracedRequests:
+    """ASGI middleware: a server span for each HTTP request, made by OpenTelemetry's ASGI
+    instrumentation from a copy of the request's scope whose path shows no callback token
+    (its name, ``url.path`` and the like are taken from it); the app gets the scope as it
+    came. ``excluded_urls``: requests that make no span (regular expressions, comma
+    separated)."""
+
+    def __init__(self, app: ASGIApp, tracer_provider: TracerProvider, excluded_urls: str) -> None:
+        self.app = app
+        self._traced = OpenTelemetryMiddleware(
+            self._unredacted,
+            excluded_urls=excluded_urls or None,
+            tracer_provider=tracer_provider,
+            exclude_spans=["receive", "send"],
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        shown = CALLBACK_TOKEN.sub(r"\1{token}", path)
+        redacted = {**scope, "path": shown, "raw_path": shown.encode(), _UNREDACTED: scope}
+        await self._traced(redacted, receive, send)
+
+    async def _unredacted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope[_UNREDACTED], receive, send)
 
 
 class RequestIds:
@@ -44,6 +84,7 @@ class RequestIds:
                 MutableHeaders(scope=message).append("x-request-id", request_id)
             await send(message)
 
+        trace.get_current_span().set_attribute(REQUEST_ID_ATTRIBUTE, request_id)
         token = REQUEST_ID.set(request_id)
         try:
             await self.app(scope, receive, send_with_id)

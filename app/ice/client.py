@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+from opentelemetry.trace import Span, Tracer
 
 from app import outbound
 from app.core.answers import Answer, BatchJob, MediaProducingJob, Page, SubmittedJob, text_field
@@ -38,7 +39,7 @@ from app.core.submissions import FORM_PARAMETERS, oversized
 from app.ice import signing
 from app.ice.credentials import Credential, Credentials, credentials_for
 from app.settings import Settings
-from app.telemetry import metrics
+from app.telemetry import metrics, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ MAX_ANSWER_BYTES = 16 * 1024 * 1024  # of one ICE answer; a longer one is not re
 
 Sleep = Callable[[float], Awaitable[None]]
 SUBMIT_ACTIONS = frozenset({"SubmitMediaProducingJob", "SubmitSceneBatchEditingJob"})
+SPAN_ATTRIBUTES = {"rpc.system": "alibaba_cloud", "rpc.service": "ICE"}  # of every call's span
 
 
 class Pace(Protocol):
@@ -89,8 +91,10 @@ class IceClient:
         submit_pace: Pace | None = None,
         read_pace: Pace | None = None,
         credentials: Credentials | None = None,
+        tracer: Tracer = tracing.NO_TRACER,
     ) -> None:
         self._http = http
+        self._tracer = tracer
         self._settings = settings
         self._endpoint = settings.ice_endpoint
         self._host = urlsplit(settings.ice_endpoint).netloc
@@ -195,7 +199,18 @@ class IceClient:
     async def call(
         self, action: str, parameters: Mapping[str, str], *, idempotent: bool
     ) -> dict[str, Any]:
-        """Call ``action``, retrying what is safe to retry (see the module docstring)."""
+        """Call ``action``, retrying what is safe to retry (see the module docstring), in a
+        span that shows each attempt's request and each retry."""
+        with tracing.continuing(
+            self._tracer, f"ICE {action}", attributes={**SPAN_ATTRIBUTES, "rpc.method": action}
+        ) as span:
+            answer = await self._call(action, parameters, idempotent, span)
+            span.set_attribute("icehook.ice.request_id", str(answer.get("RequestId", "")))
+            return answer
+
+    async def _call(
+        self, action: str, parameters: Mapping[str, str], idempotent: bool, span: Span
+    ) -> dict[str, Any]:
         query = {k: v for k, v in parameters.items() if k not in FORM_PARAMETERS}
         form = {k: v for k, v in parameters.items() if k in FORM_PARAMETERS}
         attempts = self._settings.ice_max_attempts
@@ -206,12 +221,14 @@ class IceClient:
                 answer = await self._send(action, query, form)
             except IceError as exc:
                 metrics.ICE_CALLS.labels(action, exc.code).inc()
+                span.set_attribute("icehook.ice.error_code", exc.code)
                 if attempt == attempts or not retryable(exc, idempotent):
                     raise
                 if exc.retry_after > MAX_RETRY_WAIT_SECONDS:
                     raise  # ICE asks for longer than a call may wait: the caller comes back
                 wait = max(exc.retry_after, backoff(self._rng, attempt))
                 metrics.ICE_RETRIES.labels(action, exc.code).inc()
+                span.add_event("retry", {"icehook.ice.error_code": exc.code, "wait_seconds": wait})
                 logger.info(
                     "%s: trying again in %.2f s (attempt %d of %d): %s",
                     *(action, wait, attempt + 1, attempts, exc),

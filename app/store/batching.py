@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -98,7 +99,9 @@ class GroupCommit(Generic[Item, Result]):
         if within is not None:
             self._expire_at(loop, loop.time() + within, done)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_queued())
+            # In a context of its own: the writer serves every caller's items, not only those
+            # of the one that started it (its request id, its trace).
+            self._writer = asyncio.create_task(self._write_queued(), context=contextvars.Context())
         return await done  # cancelled (its caller gone) or expired: the writer skips it
 
     def _expire_at(

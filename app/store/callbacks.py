@@ -36,14 +36,16 @@ INCOMING = (
     "detail",
     "dedup_key",
     "signed",  # whether X-ICE-SIGNATURE was verified (None: no AuthKey to verify with)
+    "traceparent",  # W3C Trace Context of the request that brought it (None: tracing off)
 )
 PENDING, REJECTED = CallbackOutcome.PENDING.value, CallbackOutcome.REJECTED.value
 
 # Finds each callback's job by its token and stores it: an accepted one (known token, not
 # refused) in full, unless it is a duplicate of one already stored; a refused one (unknown
 # token, bad signature) only if ``keep``, and then as a bounded summary: its size, the
-# first KEPT_OF_REFUSED bytes, a few short headers. Wakes the workers when a new pending
-# one was stored. Answers, for each callback, its token's job (NULL: unknown) and that
+# first KEPT_OF_REFUSED bytes, a few short headers. A pending one keeps its request's
+# traceparent, which the worker that judges it continues. Wakes the workers when a new
+# pending one was stored. Answers, for each callback, its token's job (NULL: unknown) and that
 # job's kind, status and ICE JobId.
 STORE = sa.text(
     f"""
@@ -53,7 +55,8 @@ STORE = sa.text(
             CAST(:headers AS text[]), CAST(:keep AS boolean[]), CAST(:peer AS text[]),
             CAST(:request_id AS text[]), CAST(:event_type AS text[]),
             CAST(:ice_job_id AS text[]), CAST(:ice_status AS text[]), CAST(:outcome AS text[]),
-            CAST(:detail AS text[]), CAST(:dedup_key AS bytea[]), CAST(:signed AS boolean[])
+            CAST(:detail AS text[]), CAST(:dedup_key AS bytea[]), CAST(:signed AS boolean[]),
+            CAST(:traceparent AS text[])
         ) AS i({", ".join(INCOMING)})
     ), matched AS (
         SELECT incoming.*,
@@ -64,7 +67,7 @@ STORE = sa.text(
     ), stored AS (
         INSERT INTO callbacks (
             token_hash, body, headers, peer, request_id, event_type, ice_job_id, ice_status,
-            outcome, detail, dedup_key, job_id, processed_at, signed
+            outcome, detail, dedup_key, job_id, processed_at, signed, traceparent
         )
         SELECT
             token_hash,
@@ -82,7 +85,8 @@ STORE = sa.text(
             CASE WHEN accepted THEN dedup_key END,
             job_id,
             CASE WHEN accepted AND outcome = '{PENDING}' THEN NULL ELSE now() END,
-            signed
+            signed,
+            CASE WHEN accepted AND outcome = '{PENDING}' THEN traceparent END
         FROM matched
         WHERE accepted OR keep
         ON CONFLICT (dedup_key) DO NOTHING

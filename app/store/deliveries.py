@@ -28,7 +28,8 @@ from app.store.notify import DELIVERIES, notify
 DELIVERY, SUBSCRIPTION, OUTBOX = tables.deliveries, tables.subscriptions, tables.outbox
 
 # Leases up to :limit due deliveries for :lease_seconds, each the earliest undone event of
-# its job for its subscription, and answers them with their message and subscription.
+# its job for its subscription, and answers them with their message (and the traceparent
+# its webhook's span continues) and subscription.
 CLAIM = sa.text(
     """
     WITH due AS (
@@ -54,7 +55,7 @@ CLAIM = sa.text(
         RETURNING id, attempts, subscription_id, message_id
     )
     SELECT leased.id, leased.attempts, leased.subscription_id,
-           outbox.event_id, outbox.payload,
+           outbox.event_id, outbox.event_type, outbox.payload, outbox.traceparent,
            subscriptions.url, subscriptions.secret, subscriptions.previous_secret,
            subscriptions.previous_secret_until
     FROM leased

@@ -68,16 +68,17 @@ RECORD_EVENTS = sa.text(
         SELECT * FROM unnest(
             CAST(:job_id AS uuid[]), CAST(:from_status AS text[]), CAST(:to_status AS text[]),
             CAST(:source AS text[]), CAST(:payload AS text[]), CAST(:event_id AS text[]),
-            CAST(:event_type AS text[]), CAST(:message AS text[])
-        ) AS m(job_id, from_status, to_status, source, payload, event_id, event_type, message)
+            CAST(:event_type AS text[]), CAST(:message AS text[]), CAST(:traceparent AS text[])
+        ) AS m(job_id, from_status, to_status, source, payload, event_id, event_type, message,
+               traceparent)
     ), event AS (
         INSERT INTO job_events (job_id, from_status, to_status, source, payload)
         SELECT job_id, from_status, to_status, source, CAST(payload AS jsonb) FROM moved
         RETURNING id, job_id
     ), message AS (
-        INSERT INTO outbox (event_id, job_id, job_event_id, event_type, payload)
+        INSERT INTO outbox (event_id, job_id, job_event_id, event_type, payload, traceparent)
         SELECT moved.event_id, moved.job_id, event.id, moved.event_type,
-               CAST(moved.message AS jsonb)
+               CAST(moved.message AS jsonb), moved.traceparent
         FROM moved JOIN event ON event.job_id = moved.job_id
         RETURNING id, job_id, event_type
     ), fanned AS (
@@ -135,6 +136,7 @@ def _event(move: Move, row: RowMapping) -> dict[str, Any]:
         "event_id": f"msg_{uuid.uuid4().hex}",
         "event_type": type_,
         "message": json.dumps(webhook_body(type_, row)),
+        "traceparent": move.traceparent,
     }
 
 
@@ -231,6 +233,7 @@ async def work(
                 judged.c.event_type,
                 judged.c.ice_job_id,
                 judged.c.ice_status,
+                judged.c.traceparent,
             )
             .where(judged.c.job_id.in_(ids), judged.c.outcome == CallbackOutcome.PENDING)
             .order_by(judged.c.id)

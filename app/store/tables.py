@@ -144,6 +144,9 @@ callbacks = sa.Table(
     # Whether X-ICE-SIGNATURE was verified: NULL when no AuthKey is configured, false when
     # one is but ICE sent none (kept as a hint: every callback is confirmed with ICE).
     sa.Column("signed", sa.Boolean),
+    # Of a pending one, when tracing is on: the W3C traceparent of the request that brought
+    # it, so that the worker's confirmation continues that trace.
+    sa.Column("traceparent", sa.Text),
     sa.Column("outcome", _enum(CallbackOutcome, "outcome"), nullable=False),
     sa.Column("detail", sa.Text),
     sa.Column("processed_at", sa.DateTime(timezone=True)),
@@ -193,6 +196,9 @@ outbox = sa.Table(
     ),
     sa.Column("event_type", sa.Text, nullable=False),
     sa.Column("payload", JSONB, nullable=False),
+    # When tracing is on: the W3C traceparent of the work that recorded the event, which
+    # each of its webhooks' spans continues.
+    sa.Column("traceparent", sa.Text),
     _created_at(),
     sa.Index("ix_outbox_job_id_id", "job_id", "id"),
     sa.Index("ix_outbox_created_at", "created_at"),

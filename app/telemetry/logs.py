@@ -5,7 +5,8 @@ and no secret in any line.
 ``protect`` adds each secret as it becomes known (configured, or generated for a run). A
 line holds
 ``time`` (UTC), ``level``, ``logger``, ``message``, ``request_id`` while an HTTP request is
-handled, and ``exc_info`` (the traceback) when there is one. ``ICEHOOK_LOG_FORMAT=text``
+handled, ``trace_id`` and ``span_id`` while a span is (tracing on: ``telemetry.tracing``),
+and ``exc_info`` (the traceback) when there is one. ``ICEHOOK_LOG_FORMAT=text``
 writes plain lines for people instead.
 
 ``REQUEST_ID`` holds the id of the HTTP request being handled (``http.middleware.RequestIds``
@@ -29,6 +30,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Literal, TextIO
 from urllib.parse import quote, unquote, urlsplit
 
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 if TYPE_CHECKING:
@@ -89,6 +91,10 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
         request_id = REQUEST_ID.get()
         if request_id is not None:
             record.request_id = request_id
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:  # tracing is on: the line can be found from its trace, and back
+            record.trace_id = format(span.trace_id, "032x")
+            record.span_id = format(span.span_id, "016x")
         super().emit(record)
 
     def format(self, record: logging.LogRecord) -> str:

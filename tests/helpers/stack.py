@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from app.settings import Settings
 from app.simulator import SimulatorSettings, create_simulator_app
+from app.telemetry.tracing import OFF, Tracing
 from app.wiring import create_app
 from tests.helpers.history import rows
 from tests.helpers.servers import free_port, serve
@@ -62,11 +63,13 @@ async def stack(
     sweep_after: float = 3600,
     icehook: Mapping[str, Any] | None = None,
     temporary_credentials: bool = False,
+    tracing: Tracing = OFF,
     **behaviour: Any,
 ) -> AsyncIterator[Stack]:
     """``behaviour``: the simulator's settings; ``icehook``: changes to icehook's settings;
     ``temporary_credentials``: icehook has no AccessKey, only the simulator's STS
-    credentials through a credentials URI."""
+    credentials through a credentials URI; ``tracing``: icehook's (the simulator is never
+    traced)."""
     sim_settings = SimulatorSettings(access_keys={KEY_ID: SECRET}, **behaviour)
     port = free_port()
     async with serve(create_simulator_app(sim_settings)) as sim_url:
@@ -91,7 +94,7 @@ async def stack(
             )
         settings = dataclasses.replace(settings, **(icehook or {}))
         async with (
-            serve(create_app(settings, workers=True), port=port) as url,
+            serve(create_app(settings, workers=True, tracing=tracing), port=port) as url,
             httpx.AsyncClient(
                 base_url=url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=30
             ) as api,

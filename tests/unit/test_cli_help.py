@@ -50,6 +50,13 @@ def test_the_service_commands_list_every_service_variable() -> None:
         assert variable.name in text
 
 
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_the_traced_commands_name_the_tracing_variables(command: str) -> None:
+    text = " ".join(dict(ALL)[(command,)].format_help().split())
+    assert "OTEL_TRACES_EXPORTER" in text
+    assert "OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT" in text
+
+
 def test_the_simulator_shows_choices_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["simulator", "--help"])
