@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -25,6 +26,7 @@ from app.flows.confirm import Confirmer
 from app.flows.deliver import Deliverer
 from app.flows.intake import Intake
 from app.flows.judge import CallbackJudge
+from app.flows.leasing import LeaseKeeper
 from app.flows.lifecycle import Shutdown
 from app.flows.submit import Submitter
 from app.flows.sweep import Sweeper
@@ -41,6 +43,8 @@ from app.store import schema
 from app.store.engine import create_engine, create_sessionmaker, dispose
 from app.store.notify import DELIVERIES, WORK, Waker
 from app.telemetry.tracing import OFF, Tracing
+
+logger = logging.getLogger(__name__)
 
 
 class Parts:
@@ -80,8 +84,15 @@ class Parts:
             tracer=tracing.tracer,
         )
         self.submitter = Submitter(self.sessionmaker, self.ice, settings)
+        self.leases = LeaseKeeper(self.sessionmaker)  # this process's, renewed while held
+        logger.info("leases of this process are held as owner=%s", self.leases.owner)
         self.confirmer = Confirmer(
-            self.sessionmaker, self.ice, self.submitter, settings, tracer=tracing.tracer
+            self.sessionmaker,
+            self.ice,
+            self.submitter,
+            self.leases,
+            settings,
+            tracer=tracing.tracer,
         )
 
     def _shared_budget(self, name: str, rate: float) -> SharedBudget:
@@ -91,10 +102,11 @@ class Parts:
     def worker(self, poll_seconds: float = POLL_SECONDS) -> Worker:
         """The background worker: judging callbacks and sweeping, and delivering webhooks."""
         settings = self.settings
-        passes = self.health.watch("worker pass", self.confirmer.lease_seconds + poll_seconds)
+        passes = self.health.watch("worker pass", self.confirmer.longest_seconds + poll_seconds)
         sweeper = Sweeper(
             self.sessionmaker,
             self.ice,
+            self.leases,
             self.confirmer,
             RateLimiter(settings.sweep_qps, sleep=asyncio.sleep),
             progress=passes,
@@ -102,10 +114,15 @@ class Parts:
         # A claim is one short transaction: its statements and commit each within the timeout.
         claims = self.health.watch("webhook claims", 3 * self.timeout)
         deliverer = Deliverer(
-            self.sessionmaker, self.delivery_waker, claims, settings, tracing=self.tracing
+            self.sessionmaker,
+            self.delivery_waker,
+            claims,
+            self.leases,
+            settings,
+            tracing=self.tracing,
         )
         return Worker(
-            CallbackJudge(self.sessionmaker, self.confirmer),
+            CallbackJudge(self.sessionmaker, self.leases, self.confirmer),
             sweeper,
             deliverer,
             self.work_waker,
@@ -119,6 +136,7 @@ class Parts:
         """Cancel sends still waiting for ICE, return the intake's connection, close the
         HTTP client and the pool."""
         await self.submitter.close()
+        await self.leases.close()
         await self.intake.close()
         await self.http.aclose()
         await dispose(self.engine, self.timeout)
@@ -160,7 +178,7 @@ def create_app(
             parts.engine, parts.sessionmaker, parts.health, schema.head_revision()
         ),
         callbacks=CallbackRoutes(parts.intake, settings.callback_max_bytes, parts.sessionmaker),
-        jobs=JobRoutes(parts.sessionmaker, parts.submitter, parts.confirmer),
+        jobs=JobRoutes(parts.sessionmaker, parts.submitter, parts.leases, parts.confirmer),
         subscriptions=SubscriptionRoutes(
             parts.sessionmaker,
             settings.allowed_webhook_nets,

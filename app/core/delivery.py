@@ -3,8 +3,9 @@
 A 2xx is delivered. ``410 Gone`` makes the delivery dead and disables its subscription.
 Anything else is tried again after the next step of the retry schedule, with +-20 %
 jitter and never sooner than the answer's ``Retry-After``; after the last step the delivery
-is dead. A delivery's lease outlasts its request, which ends at its deadline, so no other
-worker sends it while it is open.
+is dead. A delivery is leased while it is sent and recorded, the lease renewed all along
+(``flows.leasing``), so no other worker sends it meanwhile unless its sender could not
+renew it for ``core.policies.LEASE_SECONDS``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from app.core.parsing import natural
 from app.core.statuses import DeliveryStatus
 
 JITTER = 0.2
-LEASE_MARGIN_SECONDS = 5.0  # a delivery's lease outlasts its request by this much
 EXCERPT_BYTES = 1024  # of a subscriber's answer, kept with the attempt
 
 
@@ -89,10 +89,3 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
             moment = moment.replace(tzinfo=UTC)
         return max(0.0, (moment - now).total_seconds())
     return None
-
-
-def lease_seconds(timeout: float) -> float:
-    """A delivery's lease, for a request that ends at its deadline ``timeout``. (A recording
-    slower than the margin lets another worker send it again afterwards: at least once,
-    never two at a time.)"""
-    return timeout + LEASE_MARGIN_SECONDS

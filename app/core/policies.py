@@ -5,8 +5,12 @@
   ``InternalError``, ``ServiceUnavailable``, any 5xx) only when the call is idempotent;
   any other 4xx never (``retryable``). Pauses are exponential with full jitter
   (``backoff``), and at least ICE's ``x-acs-retry-after`` up to ``MAX_RETRY_WAIT_SECONDS``.
-- Confirmations: getting ICE's word on a job may take ``answer_seconds``; a job's lease
-  outlasts that, so no confirmation outlives its lease.
+- Leases: a job or delivery is held with a lease of ``LEASE_SECONDS`` that its holder
+  renews every ``HEARTBEAT_SECONDS`` while it works on it; a holder that dies stops
+  renewing, and what it held is free again within ``LEASE_SECONDS`` (docs/architecture.md,
+  Leases).
+- Confirmations: getting ICE's word on a job may take ``answer_seconds`` (and one
+  confirmation, ``longest_confirmation_seconds``).
 - The sweeper: a job ICE answered about is looked at again after the sweep interval; one
   it could not be asked about, with exponential backoff up to an hour (``next_check``).
 """
@@ -26,6 +30,11 @@ RETRYABLE_CODES = frozenset({"InternalError", "ServiceUnavailable"})
 MAX_RETRY_WAIT_SECONDS = 4.0
 MAX_BACKOFF_SECONDS = 8.0
 MAX_BACKOFF = timedelta(hours=1)  # between two checks of a job ICE could not be asked about
+# A lease lasts this long unless renewed: how long a dead holder's work waits for another
+# worker (plus that worker's next pass). Its holder renews it five times as often, so only
+# a process that cannot reach the database (or run at all) for that long loses it.
+LEASE_SECONDS = 1.5
+HEARTBEAT_SECONDS = LEASE_SECONDS / 5
 
 
 # -- ICE calls ----------------------------------------------------------------------------------
@@ -78,8 +87,8 @@ def answer_seconds(ice_timeout: float, ice_attempts: int) -> float:
     return ice_timeout * ice_attempts + pauses + 4
 
 
-def confirm_lease_seconds(ice_timeout: float, ice_attempts: int) -> float:
-    """A job's lease while it is confirmed: longer than the slowest confirmation."""
+def longest_confirmation_seconds(ice_timeout: float, ice_attempts: int) -> float:
+    """How long confirming a job may take at most: ICE's answer, and recording it."""
     return answer_seconds(ice_timeout, ice_attempts) + 10
 
 

@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.answers import Answer, BatchJob
 from app.core.errors import IceError
 from app.core.moves import Move, Row, move_for
-from app.core.policies import answer_seconds, confirm_lease_seconds, next_check
+from app.core.policies import answer_seconds, longest_confirmation_seconds, next_check
 from app.core.statuses import EventSource, JobKind, JobStatus
+from app.flows.leasing import LeaseKeeper
 from app.flows.reporting import log_failure
 from app.flows.submit import Submitter
 from app.ice.client import IceClient
@@ -53,15 +54,18 @@ class Asked(NamedTuple):
 
 class Confirmer:
     """Asks ICE about jobs and applies what it says. Uses: the database, ICE, the
-    ``Submitter`` (a job left ``submitting`` is settled by it), from the settings ICE's
-    timeout and attempts (how long a confirmation may take) and the sweep interval, and a
-    tracer (a span for each job's confirmation, and one for recording the answers)."""
+    ``Submitter`` (a job left ``submitting`` is settled by it), the process's
+    ``LeaseKeeper`` (the leases of the jobs it confirms are kept alive meanwhile, and only
+    its own are recorded), from the settings ICE's timeout and attempts (how long a
+    confirmation may take) and the sweep interval, and a tracer (a span for each job's
+    confirmation, and one for recording the answers)."""
 
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         ice: IceClient,
         submitter: Submitter,
+        leases: LeaseKeeper,
         settings: Settings,
         rng: random.Random | None = None,
         tracer: Tracer = tracing.NO_TRACER,
@@ -69,11 +73,12 @@ class Confirmer:
         self.sessionmaker = sessionmaker
         self.ice = ice
         self.submitter = submitter
+        self.leases = leases
         self.tracer = tracer
         self.answer_seconds = answer_seconds(
             settings.ice_timeout_seconds, settings.ice_max_attempts
         )
-        self.lease_seconds = confirm_lease_seconds(
+        self.longest_seconds = longest_confirmation_seconds(
             settings.ice_timeout_seconds, settings.ice_max_attempts
         )
         self.sweep_after = timedelta(seconds=settings.sweep_after_seconds)
@@ -161,10 +166,11 @@ class Confirmer:
                 logger.exception("could not confirm job %s with ICE", job["id"])
             return None, False
 
-        asked = await asyncio.gather(*(ask(job) for job in leased))
-        spans = [one.span for one in asked]
-        with tracing.continuing(self.tracer, "record ICE's answers", spans):
-            return await self._apply(leased, asked, source, after_apply)
+        with self.leases.holding(jobs=[job["id"] for job in leased]):
+            asked = await asyncio.gather(*(ask(job) for job in leased))
+            spans = [one.span for one in asked]
+            with tracing.continuing(self.tracer, "record ICE's answers", spans):
+                return await self._apply(leased, asked, source, after_apply)
 
     async def _apply(
         self,
@@ -201,7 +207,7 @@ class Confirmer:
         after_apply: AfterApply | None,
     ) -> list[RowMapping | None]:
         ids = [job["id"] for job in leased]
-        locked = await jobs.lock_all(session, ids)
+        locked, lost = await self._still_held(session, ids)
         moves: list[Move] = []
         for job_id, (answer, _, span) in zip(ids, asked, strict=True):
             if job_id in locked and answer is not None:
@@ -214,7 +220,9 @@ class Confirmer:
         for job_id, (_, answered, _) in zip(ids, asked, strict=True):
             before = locked.get(job_id)
             if before is None:
-                logger.info("confirm end job=%s status=gone", job_id)
+                logger.info(
+                    "confirm end job=%s status=%s", job_id, "lost" if job_id in lost else "gone"
+                )
                 results.append(None)
                 continue
             after = moved.get(job_id, before)
@@ -237,6 +245,20 @@ class Confirmer:
                 # Logged before the commit releases the lease, so the logs never show two overlap.
                 logger.info("confirm end job=%s status=%s", job_id, job["status"])
         return results
+
+    async def _still_held(
+        self, session: AsyncSession, ids: Sequence[uuid.UUID]
+    ) -> tuple[dict[uuid.UUID, RowMapping], set[uuid.UUID]]:
+        """The rows of the jobs ``ids`` that still exist and are still leased by this process,
+        locked; and the ids of those whose lease another process took (this one could not
+        renew it in time): they are that process's now, and the answer this one got is not
+        recorded."""
+        locked = await jobs.lock_all(session, ids)
+        lost = {job_id for job_id, row in locked.items() if row["lease_owner"] != self.leases.owner}
+        for job_id in lost:
+            logger.warning("the lease of job %s was taken over: its answer is not recorded", job_id)
+            del locked[job_id]
+        return locked, lost
 
     async def _moves(
         self,

@@ -20,8 +20,9 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import outbound
-from app.core.delivery import Attempt, lease_seconds, verdict
+from app.core.delivery import Attempt, verdict
 from app.core.health import Watch
+from app.flows.leasing import LeaseKeeper
 from app.flows.reporting import log_failure
 from app.settings import Settings
 from app.store import deliveries
@@ -42,7 +43,8 @@ ERROR_PAUSE_SECONDS = 2.0
 
 class Deliverer:
     """Uses: the database, the delivery waker (NOTIFY on ``DELIVERIES``, and its own wake-ups
-    when a slot frees), a watch over its claims, and from the settings the concurrency,
+    when a slot frees), a watch over its claims, the process's leases (kept alive while a
+    webhook is sent and recorded), and from the settings the concurrency,
     the request deadline, the retry schedule, the disabling rule, the allowed networks and
     the database's timeout, and tracing (a span for each webhook sent, continuing the
     trace of the work that recorded its event, and its client's request spans)."""
@@ -52,6 +54,7 @@ class Deliverer:
         sessionmaker: async_sessionmaker[AsyncSession],
         waker: Waker,
         watch: Watch,
+        leases: LeaseKeeper,
         settings: Settings,
         rng: random.Random | None = None,
         tracing: Tracing = OFF,
@@ -59,6 +62,7 @@ class Deliverer:
         self.sessionmaker = sessionmaker
         self.waker = waker
         self.watch = watch
+        self.leases = leases
         self.settings = settings
         self.rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
         self.tracer = tracing.tracer
@@ -104,8 +108,7 @@ class Deliverer:
         if free <= 0:
             return 0
         async with self.sessionmaker.begin() as session:
-            lease = lease_seconds(self.settings.delivery_timeout_seconds)
-            claimed = await deliveries.claim(session, limit=free, lease_seconds=lease)
+            claimed = await deliveries.claim(session, limit=free, lease_seconds=self.leases.seconds)
         for delivery in claimed:
             task = asyncio.create_task(self._deliver(delivery))
             self._in_flight.add(task)
@@ -116,13 +119,16 @@ class Deliverer:
 
     async def _deliver(self, delivery: RowMapping) -> None:
         try:
-            attempt = await self._send(delivery)
-            metrics.DELIVERY_ATTEMPTS.labels("delivered" if attempt.delivered else "failed").inc()
-            if attempt.latency_ms is not None:
-                metrics.DELIVERY_SECONDS.observe(attempt.latency_ms / 1000)
-            await self._records.submit(
-                (delivery, attempt), within=2 * self.settings.database_timeout_seconds
-            )
+            with self.leases.holding(deliveries=[delivery["id"]]):
+                attempt = await self._send(delivery)
+                metrics.DELIVERY_ATTEMPTS.labels(
+                    "delivered" if attempt.delivered else "failed"
+                ).inc()
+                if attempt.latency_ms is not None:
+                    metrics.DELIVERY_SECONDS.observe(attempt.latency_ms / 1000)
+                await self._records.submit(
+                    (delivery, attempt), within=2 * self.settings.database_timeout_seconds
+                )
         except Exception:  # the lease expires and the delivery is tried again
             log_failure(logger, "delivery %s failed to complete", delivery["id"])
         finally:

@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.judging import Work, verdicts
 from app.core.statuses import CallbackOutcome, EventSource, JobKind, JobStatus
 from app.flows.confirm import Confirmer
+from app.flows.leasing import LeaseKeeper
 from app.flows.reporting import log_failure
-from app.store import callbacks, jobs, leases
+from app.store import callbacks, jobs
 from app.telemetry import metrics
 
 logger = logging.getLogger(__name__)
@@ -31,23 +32,23 @@ BATCH = 32  # jobs leased at once
 
 
 class CallbackJudge:
-    """Uses: the database, and the ``Confirmer`` (ICE's word on each job)."""
+    """Uses: the database, the process's leases, and the ``Confirmer`` (ICE's word on each
+    job)."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], confirmer: Confirmer
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        leases: LeaseKeeper,
+        confirmer: Confirmer,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.leases = leases
         self.confirmer = confirmer
 
     async def run_once(self, limit: int = BATCH) -> int:
         """Judge the callbacks of up to ``limit`` jobs; returns how many jobs were handled."""
         async with self.sessionmaker.begin() as session:
-            ids = await leases.claim(
-                session,
-                jobs.with_pending_callbacks(),
-                limit=limit,
-                lease_seconds=self.confirmer.lease_seconds,
-            )
+            ids = await self.leases.claim(session, jobs.with_pending_callbacks(), limit=limit)
             if not ids:
                 return 0
             leased = await jobs.work(session, ids)
@@ -55,7 +56,7 @@ class CallbackJudge:
             to_confirm = [work for work in leased if work.needs_ice()]
             if settled:
                 await _judge(session, [(work, work.statuses) for work in settled])
-                await leases.release(session, [work.job["id"] for work in settled])
+                await self.leases.release(session, [work.job["id"] for work in settled])
 
         by_id = {work.job["id"]: work for work in to_confirm}
 

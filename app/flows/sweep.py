@@ -24,9 +24,10 @@ from app.core.errors import IceError
 from app.core.health import Watch
 from app.core.statuses import TERMINAL_STATUSES, EventSource, JobKind, JobStatus, status_from_ice
 from app.flows.confirm import Confirmer
+from app.flows.leasing import LeaseKeeper
 from app.flows.reporting import log_failure
 from app.ice.client import IceClient, RateLimiter
-from app.store import jobs, leases
+from app.store import jobs
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Sweeper:
 
     sessionmaker: async_sessionmaker[AsyncSession]
     ice: IceClient
+    leases: LeaseKeeper
     confirmer: Confirmer
     budget: RateLimiter
     chunk: int = 16
@@ -63,12 +65,7 @@ class Sweeper:
         while checked < len(due):
             self.progress.progress()
             async with self.sessionmaker.begin() as session:
-                ids = await leases.claim(
-                    session,
-                    jobs.sweep_due(),
-                    limit=self.chunk,
-                    lease_seconds=self.confirmer.lease_seconds,
-                )
+                ids = await self.leases.claim(session, jobs.sweep_due(), limit=self.chunk)
                 if not ids:
                     break
                 rows = await jobs.get_all(session, ids)

@@ -1,6 +1,7 @@
 """Deliveries: each event on its way to each subscription, and every attempt at it.
 
-A delivery is claimed with a lease (``claim``), never while an earlier event of the same
+A delivery is claimed with a lease (``claim``) that its sender renews while it sends it
+(``renew``, from ``flows.leasing``), never while an earlier event of the same
 job for the same subscription is neither delivered nor dead, so that a job's events arrive
 in order. Its attempts are recorded in groups (``record``): every success of a group in one
 statement, each failure with what it means (``core.delivery.verdict``) for the delivery
@@ -37,7 +38,7 @@ CLAIM = sa.text(
         FROM deliveries JOIN subscriptions ON subscriptions.id = deliveries.subscription_id
         WHERE deliveries.status = 'pending'
           AND deliveries.next_attempt_at <= now()
-          AND (deliveries.lease_until IS NULL OR deliveries.lease_until < now())
+          AND (deliveries.lease_until IS NULL OR deliveries.lease_until < clock_timestamp())
           AND subscriptions.enabled AND subscriptions.deleted_at IS NULL
           AND NOT EXISTS (
               SELECT FROM deliveries AS earlier
@@ -50,7 +51,8 @@ CLAIM = sa.text(
         LIMIT :limit
         FOR UPDATE OF deliveries SKIP LOCKED
     ), leased AS (
-        UPDATE deliveries SET lease_until = now() + make_interval(secs => :lease_seconds)
+        UPDATE deliveries
+        SET lease_until = clock_timestamp() + make_interval(secs => :lease_seconds)
         WHERE id IN (SELECT id FROM due)
         RETURNING id, attempts, subscription_id, message_id
     )
@@ -69,6 +71,20 @@ async def claim(session: AsyncSession, *, limit: int, lease_seconds: float) -> l
     """Lease up to ``limit`` due deliveries (``CLAIM``)."""
     rows = await session.execute(CLAIM, {"limit": limit, "lease_seconds": lease_seconds})
     return list(rows.mappings())
+
+
+# The leases of deliveries still being sent or recorded (released ones stay released).
+RENEW = sa.text(
+    """
+    UPDATE deliveries SET lease_until = clock_timestamp() + make_interval(secs => :lease_seconds)
+    WHERE id = ANY(CAST(:ids AS bigint[])) AND status = 'pending' AND lease_until IS NOT NULL
+    """
+)
+
+
+async def renew(session: AsyncSession, delivery_ids: Sequence[int], lease_seconds: float) -> None:
+    """Extend the leases of ``delivery_ids`` while they are sent (``flows.leasing``)."""
+    await session.execute(RENEW, {"ids": list(delivery_ids), "lease_seconds": lease_seconds})
 
 
 # A successful attempt of each of many deliveries, logged and settled in one statement; the

@@ -81,8 +81,11 @@ jobs = sa.Table(
     # When the sweeper should ask ICE next; NULL once the job is terminal.
     sa.Column("check_at", sa.DateTime(timezone=True)),
     sa.Column("check_count", sa.Integer, nullable=False, server_default="0"),
-    # Held while one worker confirms the job with ICE (callbacks or sweep); expires if it dies.
+    # Held while one worker confirms the job with ICE (callbacks or sweep), renewed by its
+    # heartbeat; expires soon after it dies. Only the holder (``lease_owner``, one id per
+    # process) records what ICE said.
     sa.Column("lease_until", sa.DateTime(timezone=True)),
+    sa.Column("lease_owner", UUID(as_uuid=True)),
     # Set while ICE cannot show whether a submission whose answer was lost exists (a batch,
     # when ICE lists no scene batch); cleared by the job's next move (flows.submit).
     sa.Column("fate_unknown_since", sa.DateTime(timezone=True)),

@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.delivery import Attempt, verdict
 from app.core.moves import Move
+from app.core.policies import LEASE_SECONDS
 from app.core.statuses import EventSource, JobStatus
+from app.flows.leasing import LeaseKeeper
 from app.settings import Settings
 from app.store import deliveries as store_deliveries
 from app.store import jobs as store_jobs
@@ -188,3 +190,23 @@ async def test_deliveries_finished_together_are_recorded_together(
         (d["id"], a.status_code) for d, a in zip(claimed, attempts, strict=True)
     )
     assert failing is not None, "the failure in the lot is noted"
+
+
+async def test_a_delivery_being_sent_keeps_its_lease_and_a_dead_senders_runs_out(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await two_events(sessionmaker)
+    keeper = LeaseKeeper(sessionmaker)
+
+    async def claim() -> list[Any]:
+        async with sessionmaker.begin() as session:
+            return await store_deliveries.claim(session, limit=10, lease_seconds=keeper.seconds)
+
+    (first,) = await claim()
+    with keeper.holding(deliveries=[first["id"]]):
+        await asyncio.sleep(3 * LEASE_SECONDS)  # a slow subscriber: many heartbeats
+        assert await claim() == [], "still being sent"
+    await keeper.close()  # its sender died
+    await asyncio.sleep(LEASE_SECONDS + 0.2)
+    (again,) = await claim()
+    assert again["id"] == first["id"]

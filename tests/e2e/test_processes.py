@@ -14,12 +14,9 @@ long as an ICE call.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import random
-import re
-from collections import Counter, defaultdict
-from datetime import datetime
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +25,13 @@ import sqlalchemy as sa
 
 from app.store.tables import callbacks as callbacks_table
 from app.store.tables import jobs
+from tests.helpers.confirmations import confirmations, overlaps
 from tests.helpers.history import check_history, rows, wait_until_settled
 from tests.helpers.processes import (
     icehook_env,
     kill_all,
-    log_record,
     start_icehook_logged,
+    start_simulator,
     stop,
     troubles,
     wait_for_line,
@@ -51,56 +49,6 @@ ICE_FINAL = {"Success", "Failed", "Finished"}
 JOB_STATUS = {"Success": "succeeded", "Failed": "failed"}
 BATCH_STATUS = {"Finished": "finished", "Failed": "failed"}
 ICE_LATENCY_MS = 100
-CONFIRM = re.compile(r"confirm (?P<what>start|end) job=(?P<job>[0-9a-f-]{36})")
-
-
-@dataclasses.dataclass(frozen=True)
-class Confirmation:
-    process: str
-    job: str
-    start: datetime
-    end: datetime
-
-
-def confirmations(process: str, log: Path) -> list[Confirmation]:
-    """The confirmations in one process's log, each a start..end interval.
-
-    Each JSON log line has a UTC time to the microsecond; all processes share this
-    machine's clock. Starts and ends of one job are paired first in, first out.
-    """
-    done: list[Confirmation] = []
-    started: dict[str, list[datetime]] = defaultdict(list)
-    for line in log.read_text(errors="replace").splitlines():
-        record = log_record(line)
-        if record is None or record["logger"] != "app.flows.confirm":
-            continue
-        match = CONFIRM.match(record["message"])
-        if match is None:
-            continue
-        at = datetime.fromisoformat(record["time"])
-        job = match["job"]
-        if match["what"] == "start":
-            started[job].append(at)
-        else:
-            assert started[job], f"{process}: an end without a start: {line}"
-            done.append(Confirmation(process, job, started[job].pop(0), at))
-    unended = sorted(job for job, starts in started.items() if starts)
-    assert not unended, f"{process}: confirmations that never ended: {unended}"
-    return done
-
-
-def overlaps(found: list[Confirmation]) -> list[tuple[Confirmation, Confirmation]]:
-    """Pairs of confirmations of one job (by two processes, or twice by one) that overlap."""
-    by_job: dict[str, list[Confirmation]] = defaultdict(list)
-    for confirmation in found:
-        by_job[confirmation.job].append(confirmation)
-    clashes = []
-    for intervals in by_job.values():
-        for i, a in enumerate(intervals):
-            for b in intervals[i + 1 :]:
-                if max(a.start, b.start) < min(a.end, b.end):
-                    clashes.append((a, b))
-    return clashes
 
 
 async def test_one_serve_and_two_workers_share_the_work(
@@ -136,10 +84,7 @@ async def test_one_serve_and_two_workers_share_the_work(
     procs: dict[str, asyncio.subprocess.Process] = {}
     try:
         async with asyncio.timeout(240):  # a hang guard only
-            procs["simulator"] = await start_icehook_logged(
-                "simulator", "--port", sim_url.rsplit(":", 1)[1], env=sim_env, log=logs["simulator"]
-            )
-            await wait_ready(sim_url, "/_sim/settings")
+            procs["simulator"] = await start_simulator(sim_url, sim_env, logs["simulator"])
             procs["serve"] = await start_icehook_logged(
                 "serve", "--port", str(api_port), env=env, log=logs["serve"]
             )
@@ -294,10 +239,7 @@ async def test_processes_together_keep_within_ices_submit_limit(
     }
     try:
         async with asyncio.timeout(240):  # a hang guard only
-            procs["simulator"] = await start_icehook_logged(
-                "simulator", "--port", sim_url.rsplit(":", 1)[1], env=sim_env, log=logs["simulator"]
-            )
-            await wait_ready(sim_url, "/_sim/settings")
+            procs["simulator"] = await start_simulator(sim_url, sim_env, logs["simulator"])
             for n, port in enumerate(ports, 1):
                 url = f"http://127.0.0.1:{port}"
                 env = icehook_env(

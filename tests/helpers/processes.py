@@ -98,6 +98,17 @@ async def start_icehook(*args: str, env: Mapping[str, str]) -> asyncio.subproces
     return await asyncio.create_subprocess_exec(ICEHOOK, *args, env=dict(env))
 
 
+async def start_simulator(
+    url: str, env: Mapping[str, str], log: Path
+) -> asyncio.subprocess.Process:
+    """The real ``icehook simulator`` on the port of ``url``, logging to ``log``, ready."""
+    proc = await start_icehook_logged(
+        "simulator", "--port", url.rsplit(":", 1)[1], env=env, log=log
+    )
+    await wait_ready(url, "/_sim/settings")
+    return proc
+
+
 async def wait_ready(url: str, path: str = "/readyz") -> None:
     """Poll ``url + path`` until it answers 200 (at most 90 s: a first start runs initdb)."""
     async with asyncio.timeout(90), httpx.AsyncClient(base_url=url, timeout=2) as client:

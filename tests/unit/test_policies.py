@@ -7,14 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.core.delivery import Attempt, lease_seconds, verdict
+from app.core.delivery import Attempt, verdict
 from app.core.errors import IceError
 from app.core.policies import (
+    HEARTBEAT_SECONDS,
+    LEASE_SECONDS,
     MAX_BACKOFF,
     answer_seconds,
     backoff,
     backoff_limit,
-    confirm_lease_seconds,
+    longest_confirmation_seconds,
     next_check,
     refused,
     retryable,
@@ -62,9 +64,10 @@ def test_backoff_grows_with_full_jitter_up_to_its_cap() -> None:
         assert 0 <= backoff(rng, attempt) <= backoff_limit(attempt)
 
 
-def test_a_confirmation_ends_before_its_lease() -> None:
+def test_a_confirmation_has_a_bound_and_a_lease_many_heartbeats() -> None:
     assert answer_seconds(10, 5) == 70  # 5 x 10 s, pauses of at most 4+4+4+4 s, and 4 s
-    assert confirm_lease_seconds(10, 5) > answer_seconds(10, 5)
+    assert longest_confirmation_seconds(10, 5) > answer_seconds(10, 5)
+    assert LEASE_SECONDS / HEARTBEAT_SECONDS >= 4, "a lease survives a few missed heartbeats"
     assert answer_seconds(1, 12) >= 12 * 1 + sum(backoff_limit(n) for n in range(1, 12))
 
 
@@ -133,7 +136,3 @@ def test_what_an_attempt_means_for_its_delivery(
     else:
         assert judged.retry_in is not None
         assert retry_in[0] <= judged.retry_in <= retry_in[1]
-
-
-def test_a_deliverys_lease_outlasts_its_request() -> None:
-    assert lease_seconds(15) > 15

@@ -17,6 +17,7 @@ from app.core.statuses import EventSource, JobKind, JobStatus
 from app.core.submissions import Submission
 from app.core.tokens import request_hash
 from app.flows.confirm import Confirmer
+from app.flows.leasing import LeaseKeeper
 from app.flows.submit import IceRejected, Submitter
 from app.http.contracts.common import encode_cursor, page_resource, parse_json_body
 from app.http.contracts.jobs import (
@@ -38,22 +39,24 @@ from app.http.contracts.jobs import (
 )
 from app.http.openapi import operation
 from app.http.routes.common import json_body, read_body
-from app.store import audit, leases
+from app.store import audit
 
 SUBMIT_MAX_BYTES = 4 * 1024 * 1024  # a Timeline can be large
 
 
 class JobRoutes:
-    """Uses: the database, the ``Submitter`` and the ``Confirmer``."""
+    """Uses: the database, the ``Submitter``, the process's leases and the ``Confirmer``."""
 
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         submitter: Submitter,
+        leases: LeaseKeeper,
         confirmer: Confirmer,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.submitter = submitter
+        self.leases = leases
         self.confirmer = confirmer
 
     def routes(self) -> list[Route]:
@@ -147,9 +150,7 @@ class JobRoutes:
             job = await _find(session, request)
             if job["ice_job_id"] is None and job["status"] != JobStatus.SUBMITTING:
                 return JSONResponse(job_resource(job))  # ICE refused it: nothing to ask
-            claimed = await leases.claim_one(
-                session, job["id"], lease_seconds=self.confirmer.lease_seconds
-            )
+            claimed = await self.leases.claim_one(session, job["id"])
         if not claimed:
             raise Conflict("a worker is confirming this job with ICE right now; try again shortly")
         after = await self.confirmer.confirm(job["id"], EventSource.MANUAL)
@@ -164,18 +165,17 @@ class JobRoutes:
         resolution = parse_resolve(await json_body(request))["resolution"]
         async with self.sessionmaker.begin() as session:
             batch = await _find(session, request, JobKind.BATCH)
-            claimed = await leases.claim_one(
-                session, batch["id"], lease_seconds=self.confirmer.lease_seconds
-            )
+            claimed = await self.leases.claim_one(session, batch["id"])
             if claimed:  # as it is now that no worker can move it: one may just have
                 batch = await _find(session, request, JobKind.BATCH)
         if not claimed:
             raise Conflict("a worker is asking ICE about this batch right now; try again shortly")
         try:
-            after = await self.submitter.resolve(batch, resolution)
+            with self.leases.holding(jobs=[batch["id"]]):
+                after = await self.submitter.resolve(batch, resolution)
         finally:
             async with self.sessionmaker.begin() as session:
-                await leases.release(session, [batch["id"]])
+                await self.leases.release(session, [batch["id"]])
         status = 202 if after["status"] == JobStatus.SUBMITTING else 200  # ICE's answer lost
         return JSONResponse(job_resource(after), status_code=status)
 
