@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from starlette.applications import Starlette
+from starlette.types import Lifespan
 
 from app import outbound
 from app.core.health import Health
@@ -31,7 +32,7 @@ from app.flows.lifecycle import Shutdown
 from app.flows.submit import Submitter
 from app.flows.sweep import Sweeper
 from app.flows.worker import POLL_SECONDS, Worker
-from app.http.app import create_http_app
+from app.http.app import create_health_app, create_http_app
 from app.http.routes.callbacks import CallbackRoutes
 from app.http.routes.deliveries import DeliveryRoutes
 from app.http.routes.jobs import JobRoutes
@@ -153,7 +154,48 @@ def create_app(
     which starts finishing its work when ``shutdown`` begins (the process's first signal)
     and is cancelled at its deadline. Traced as ``tracing`` says."""
     parts = Parts(settings, tracing)
-    stopping = shutdown or Shutdown(settings.shutdown_timeout_seconds)
+    lifespan = _lifespan(parts, shutdown or Shutdown(settings.shutdown_timeout_seconds), workers)
+
+    return create_http_app(
+        service=ServiceRoutes(
+            parts.engine, parts.sessionmaker, parts.health, schema.head_revision()
+        ),
+        callbacks=CallbackRoutes(parts.intake, settings.callback_max_bytes, parts.sessionmaker),
+        jobs=JobRoutes(parts.sessionmaker, parts.submitter, parts.leases, parts.confirmer),
+        subscriptions=SubscriptionRoutes(
+            parts.sessionmaker,
+            settings.allowed_webhook_nets,
+            timedelta(seconds=settings.webhook_secret_overlap_seconds),
+        ),
+        deliveries=DeliveryRoutes(parts.sessionmaker),
+        api_keys=settings.api_keys,
+        lifespan=lifespan,
+        tracing=tracing,
+    )
+
+
+def create_worker_app(settings: Settings, shutdown: Shutdown, tracing: Tracing = OFF) -> Starlette:
+    """``icehook worker --port``: the background worker, run in the lifespan of an app that
+    serves only its health (``/healthz``, ``/readyz``) and its own metrics (``/metrics``,
+    behind the API keys; the gauges read from the database are left to ``serve``, so that
+    the metrics of every process add up)."""
+    parts = Parts(settings, tracing)
+    service = ServiceRoutes(
+        parts.engine,
+        parts.sessionmaker,
+        parts.health,
+        schema.head_revision(),
+        database_gauges=False,
+    )
+    return create_health_app(
+        service, settings.api_keys, lifespan=_lifespan(parts, shutdown, workers=True)
+    )
+
+
+def _lifespan(parts: Parts, stopping: Shutdown, workers: bool) -> Lifespan[Starlette]:
+    """With ``workers``, the background worker runs while the app does; it starts finishing
+    its work when ``stopping`` begins and is cancelled at its deadline. The parts are
+    closed at the end."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -173,22 +215,7 @@ def create_app(
         finally:
             await parts.close()
 
-    return create_http_app(
-        service=ServiceRoutes(
-            parts.engine, parts.sessionmaker, parts.health, schema.head_revision()
-        ),
-        callbacks=CallbackRoutes(parts.intake, settings.callback_max_bytes, parts.sessionmaker),
-        jobs=JobRoutes(parts.sessionmaker, parts.submitter, parts.leases, parts.confirmer),
-        subscriptions=SubscriptionRoutes(
-            parts.sessionmaker,
-            settings.allowed_webhook_nets,
-            timedelta(seconds=settings.webhook_secret_overlap_seconds),
-        ),
-        deliveries=DeliveryRoutes(parts.sessionmaker),
-        api_keys=settings.api_keys,
-        lifespan=lifespan,
-        tracing=tracing,
-    )
+    return lifespan
 
 
 async def run_worker(settings: Settings, shutdown: Shutdown, tracing: Tracing = OFF) -> None:

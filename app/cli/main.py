@@ -52,7 +52,7 @@ from app.store import embedded, schema
 from app.store.engine import check_connection, create_engine, create_sessionmaker
 from app.telemetry import logs
 from app.telemetry.tracing import TRACING_VARIABLES, Tracing, from_environment
-from app.wiring import create_app, run_worker
+from app.wiring import create_app, create_worker_app, run_worker
 
 EXIT_CONFIG = 2
 SIMULATOR_STOP_SECONDS = 5.0
@@ -93,9 +93,23 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="the simulator's port, with --simulate (default: a free port)",
     )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="the HTTP API and the callback intake only; run `icehook worker` for the rest",
+    )
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="the background workers only", epilog=traced)
+    worker.add_argument(
+        "--host", default="127.0.0.1", help="address of /healthz, /readyz and /metrics"
+    )
+    worker.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="serve /healthz, /readyz and /metrics on this port (default: no HTTP at all)",
+    )
     worker.set_defaults(run=_worker)
 
     migrate = commands.add_parser(
@@ -188,12 +202,11 @@ def _serve_traced(args: argparse.Namespace, settings: Settings, tracing: Tracing
             print(f"icehook: generated API key for this run: {key}", file=sys.stderr)
     else:
         _require_ice_credentials(settings)
-        if not settings.api_keys:
-            raise ConfigError(
-                "ICEHOOK_API_KEYS",
-                "required: serve never opens the /v1 API without keys "
-                "(serve --simulate generates one for a first run)",
-            )
+        _require_api_keys(
+            settings,
+            "serve never opens the /v1 API without keys (serve --simulate "
+            "generates one for a first run)",
+        )
     api_socket = bind(args.host, args.port)
     if settings.public_url is None:
         host, port = api_socket.getsockname()[:2]
@@ -201,10 +214,15 @@ def _serve_traced(args: argparse.Namespace, settings: Settings, tracing: Tracing
         settings = dataclasses.replace(settings, public_url=url_of_host(reachable, port))
     settings = _prepare(settings)
     shutdown = Shutdown(settings.shutdown_timeout_seconds)
-    app = create_app(settings, workers=True, shutdown=shutdown, tracing=tracing)
+    app = create_app(settings, workers=not args.no_worker, shutdown=shutdown, tracing=tracing)
     apps.insert(0, Served(app, api_socket, edge.limits_of(settings)))
     print(f"icehook: serving at {url_of(api_socket)}", file=sys.stderr)
     run_servers(apps, shutdown)
+
+
+def _require_api_keys(settings: Settings, why: str) -> None:
+    if not settings.api_keys:
+        raise ConfigError("ICEHOOK_API_KEYS", f"required: {why}")
 
 
 def _require_ice_credentials(settings: Settings) -> None:
@@ -264,7 +282,16 @@ def _worker(args: argparse.Namespace) -> None:
     tracing = _tracing()
     try:
         _require_ice_credentials(settings)
+        if args.port is not None:
+            _require_api_keys(settings, "worker --port serves /metrics behind them")
+            health_socket = bind(args.host, args.port)
         settings = _prepare(settings)
+        if args.port is not None:
+            shutdown = Shutdown(settings.shutdown_timeout_seconds)
+            app = create_worker_app(settings, shutdown, tracing)
+            print(f"icehook: worker running, health at {url_of(health_socket)}", file=sys.stderr)
+            run_servers([Served(app, health_socket, edge.limits_of(settings))], shutdown)
+            return
 
         async def work() -> None:
             shutdown = Shutdown(settings.shutdown_timeout_seconds)

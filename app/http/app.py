@@ -103,6 +103,26 @@ def create_http_app(
     return app
 
 
+def create_health_app(
+    service: ServiceRoutes, api_keys: Sequence[str], *, lifespan: Lifespan[Starlette]
+) -> Starlette:
+    """A process's health and metrics alone (``icehook worker --port``): ``/healthz``,
+    ``/readyz``, and ``/metrics`` behind ``api_keys``."""
+    keys = [Middleware(ApiKeys, keys=api_keys)]
+    routes = [
+        *service.routes(),
+        Route("/metrics", service.metrics, methods=["GET"], middleware=keys),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIds), Middleware(errors.Unhandled)],
+        lifespan=lifespan,
+        exception_handlers=dict.fromkeys(errors.HANDLED, errors.handle_error),
+    )
+    app.router.redirect_slashes = False
+    return app
+
+
 @contextlib.asynccontextmanager
 async def _no_lifespan(app: Starlette) -> Any:
     yield

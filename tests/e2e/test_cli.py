@@ -60,6 +60,25 @@ async def test_serve_never_runs_open_without_api_keys(clean_env: dict[str, str])
     assert_one_clear_line(err, "ICEHOOK_API_KEYS")
 
 
+async def test_a_workers_metrics_port_is_never_open_without_api_keys(
+    clean_env: dict[str, str],
+) -> None:
+    code, _, err = await run_icehook("worker", "--port", "0", env={**clean_env, **CREDENTIALS})
+    assert code == 2
+    assert_one_clear_line(err, "ICEHOOK_API_KEYS")
+
+
+@pytest.mark.parametrize("exporter", ["zipkin", "otlp"])
+async def test_tracing_that_cannot_be_done_is_one_line(
+    exporter: str, clean_env: dict[str, str]
+) -> None:
+    env = {**clean_env, "OTEL_TRACES_EXPORTER": exporter, "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    code, _, err = await run_icehook("worker", env=env)
+    assert code == 2
+    variable = "OTEL_TRACES_EXPORTER" if exporter == "zipkin" else "OTEL_EXPORTER_OTLP_PROTOCOL"
+    assert_one_clear_line(err, variable)
+
+
 async def test_a_bad_number_names_its_variable(clean_env: dict[str, str]) -> None:
     env = {**clean_env, **CREDENTIALS, "ICEHOOK_SWEEP_AFTER_SECONDS": "soon"}
     code, _, err = await run_icehook("serve", env=env)

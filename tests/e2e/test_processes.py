@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -85,14 +86,21 @@ async def test_one_serve_and_two_workers_share_the_work(
     try:
         async with asyncio.timeout(240):  # a hang guard only
             procs["simulator"] = await start_simulator(sim_url, sim_env, logs["simulator"])
+            # The roles scaled apart: the API and intake alone, the workers with their own
+            # health and metrics.
             procs["serve"] = await start_icehook_logged(
-                "serve", "--port", str(api_port), env=env, log=logs["serve"]
+                "serve", "--port", str(api_port), "--no-worker", env=env, log=logs["serve"]
             )
             await wait_ready(api_url)
-            for name in ("worker-1", "worker-2"):
-                procs[name] = await start_icehook_logged("worker", env=env, log=logs[name])
-            for name in ("worker-1", "worker-2"):
+            health = {name: f"http://127.0.0.1:{free_port()}" for name in ("worker-1", "worker-2")}
+            for name, url in health.items():
+                port = url.rsplit(":", 1)[1]
+                procs[name] = await start_icehook_logged(
+                    "worker", "--port", port, env=env, log=logs[name]
+                )
+            for name, url in health.items():
                 await wait_for_line(logs[name], "icehook: worker running", procs[name])
+                await wait_ready(url)
 
             async with (
                 httpx.AsyncClient(
@@ -111,6 +119,8 @@ async def test_one_serve_and_two_workers_share_the_work(
                 assert isinstance(ended, asyncio.CancelledError), ended
                 assert answers[200], answers
                 await check_outcome(database_url, sim, submitted)
+                for url in health.values():
+                    await check_worker_health(url)
 
             # Stopped (gracefully) before the logs are read: a confirmation still in flight,
             # e.g. of the last /reconcile, ends in its log before its process exits.
@@ -135,6 +145,22 @@ async def test_one_serve_and_two_workers_share_the_work(
                 assert not troubles(logs[name]), f"{name}: see {logs[name]}"
     finally:
         await kill_all(procs.values())
+
+
+async def check_worker_health(url: str) -> None:
+    """A worker's own port: liveness, readiness, and its own metrics behind the API key
+    (its ICE calls, not the gauges read from the database, which ``serve`` reports)."""
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        assert (await client.get("/readyz")).status_code == 200
+        assert (await client.get("/metrics")).status_code == 401
+        answer = await client.get("/metrics", headers={"authorization": f"Bearer {API_KEY}"})
+        assert answer.status_code == 200
+        calls = re.findall(
+            r'^icehook_ice_calls_total\{[^}]*outcome="ok"\} (\S+)$', answer.text, re.M
+        )
+        assert sum(map(float, calls)) > 0, "it asked ICE"
+        assert "icehook_jobs{" not in answer.text
 
 
 async def submit_everything(api: httpx.AsyncClient) -> list[dict[str, Any]]:

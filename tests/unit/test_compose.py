@@ -52,6 +52,8 @@ def test_serve_waits_for_the_migration_and_is_healthy_when_ready(
     assert serve["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["worker"]["depends_on"] == serve["depends_on"]
     assert any("/readyz" in part for part in serve["healthcheck"]["test"])
+    assert any(":8001/readyz" in part for part in services["worker"]["healthcheck"]["test"])
+    assert "ports" not in services["worker"], "a worker's health is for the network only"
     assert all(port.startswith("127.0.0.1:") for port in serve["ports"])  # nothing open
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 

@@ -12,7 +12,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import SpanKind
 
-from app.cli.main import main
 from app.core.errors import ConfigError
 from app.telemetry import tracing
 
@@ -64,17 +63,6 @@ def test_what_icehook_cannot_export_with_is_a_config_error(
     with pytest.raises(ConfigError) as raised:
         tracing.exporters_asked(environ)
     assert raised.value.variable == variable
-
-
-def test_the_worker_stops_with_one_line_for_an_unknown_exporter(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
-    with pytest.raises(SystemExit) as exited:
-        main(["worker"])
-    assert exited.value.code == 2
-    (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith("icehook: OTEL_TRACES_EXPORTER: unknown exporter 'zipkin'")
 
 
 def test_off_it_makes_no_spans_and_instruments_nothing() -> None:

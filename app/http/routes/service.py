@@ -21,7 +21,7 @@ from app.telemetry import metrics
 
 class ServiceRoutes:
     """Uses: the engine and the schema's head revision (readiness), the process's health
-    watches, and the database (the metrics read from it)."""
+    watches, and the database (the metrics read from it, with ``database_gauges``)."""
 
     def __init__(
         self,
@@ -29,11 +29,14 @@ class ServiceRoutes:
         sessionmaker: async_sessionmaker[AsyncSession],
         health: Health,
         schema_head: str,
+        *,
+        database_gauges: bool = True,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
         self.health = health
         self.schema_head = schema_head
+        self.database_gauges = database_gauges
 
     def routes(self) -> list[Route]:
         return [
@@ -66,6 +69,8 @@ class ServiceRoutes:
     @operation({200: Text("text/plain")})
     async def metrics(self, request: Request) -> Response:
         """Prometheus' text format (behind the API key, as a bearer token)."""
+        if not self.database_gauges:  # this process's own counters only
+            return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
         async with self.sessionmaker() as session:
             counts = await audit.counts(session)
         for status in JobStatus:
