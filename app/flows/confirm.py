@@ -127,8 +127,9 @@ class Confirmer:
 
         ICE is asked about every job at once, outside any transaction (``answers``: ICE's
         word already known, by ICE JobId; ``before_asking`` is awaited before each question,
-        e.g. a rate limit); a job's question is given up after ``answer_seconds``, so none
-        outlives its lease. Then every answer is applied in one transaction. If that fails
+        e.g. a rate limit); a job's question is given up after ``answer_seconds``, and its
+        lease is renewed meanwhile (``flows.leasing``). Then every answer is applied in one
+        transaction, for the jobs this process still holds. If that fails
         because of what it holds, each job is tried again in a transaction of its own, so
         one bad job holds up no other. Returns the jobs as they are now, in order (None: a
         job that no longer exists, or failed again). ``reported``: by job id, the ICE JobIds
