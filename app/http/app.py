@@ -93,14 +93,7 @@ def create_http_app(
                 excluded_urls=tracing.excluded_urls,
             )
         )
-    app = Starlette(
-        routes=routes,
-        middleware=[*spans, Middleware(RequestIds), Middleware(errors.Unhandled)],
-        lifespan=lifespan or _no_lifespan,
-        exception_handlers=dict.fromkeys(errors.HANDLED, errors.handle_error),
-    )
-    app.router.redirect_slashes = False
-    return app
+    return _app(routes, spans, lifespan or _no_lifespan)
 
 
 def create_health_app(
@@ -113,9 +106,17 @@ def create_health_app(
         *service.routes(),
         Route("/metrics", service.metrics, methods=["GET"], middleware=keys),
     ]
+    return _app(routes, [], lifespan)
+
+
+def _app(
+    routes: Sequence[BaseRoute], outer: Sequence[Middleware], lifespan: Lifespan[Starlette]
+) -> Starlette:
+    """Every icehook app: request ids, JSON errors, no trailing-slash redirects; ``outer``
+    middleware first (a request's span)."""
     app = Starlette(
-        routes=routes,
-        middleware=[Middleware(RequestIds), Middleware(errors.Unhandled)],
+        routes=list(routes),
+        middleware=[*outer, Middleware(RequestIds), Middleware(errors.Unhandled)],
         lifespan=lifespan,
         exception_handlers=dict.fromkeys(errors.HANDLED, errors.handle_error),
     )
