@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
@@ -14,11 +13,11 @@ from app.http.routes.service import ServiceRoutes
 from app.settings import Settings
 from app.store import schema
 from app.wiring import create_app
-from tests.helpers.servers import serve
+from tests.helpers.servers import http_client, serve
 
 
 async def test_healthz_and_readyz_answer_200_at_head(settings: Settings) -> None:
-    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(create_app(settings)) as url, http_client(base_url=url) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
         assert ready.status_code == 200
@@ -29,7 +28,7 @@ async def test_readyz_is_503_until_the_schema_is_migrated(
     settings: Settings, empty_database_url: str
 ) -> None:
     unmigrated = dataclasses.replace(settings, database_url=empty_database_url)
-    async with serve(create_app(unmigrated)) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(create_app(unmigrated)) as url, http_client(base_url=url) as client:
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert "schema at nothing" in ready.json()["reason"]
@@ -38,14 +37,14 @@ async def test_readyz_is_503_until_the_schema_is_migrated(
 
 async def test_readyz_is_503_when_the_database_is_gone(settings: Settings) -> None:
     gone = dataclasses.replace(settings, database_url="postgresql://nobody@127.0.0.1:9/none")
-    async with serve(create_app(gone)) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(create_app(gone)) as url, http_client(base_url=url) as client:
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["reason"].startswith("database unreachable")
 
 
 async def test_unknown_route_and_method_use_the_error_shape(settings: Settings) -> None:
-    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(create_app(settings)) as url, http_client(base_url=url) as client:
         missing = await client.get("/no/such/thing")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"
@@ -57,7 +56,7 @@ async def test_unknown_route_and_method_use_the_error_shape(settings: Settings) 
 async def test_losing_the_database_is_503_with_retry_after(settings: Settings) -> None:
     gone = dataclasses.replace(settings, database_url="postgresql://nobody@127.0.0.1:9/none")
     key = settings.api_keys[0]
-    async with serve(create_app(gone)) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(create_app(gone)) as url, http_client(base_url=url) as client:
         callback = await client.post("/callbacks/ice/some-token", content=b"{}")
         listing = await client.get("/v1/jobs", headers={"authorization": f"Bearer {key}"})
     for answer in (callback, listing):
@@ -72,7 +71,7 @@ async def test_readyz_names_a_part_that_is_wedged(
     health = Health()
     service = ServiceRoutes(engine, sessionmaker, health, schema.head_revision())
     app = Starlette(routes=service.routes())
-    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(app) as url, http_client(base_url=url) as client:
         assert (await client.get("/readyz")).status_code == 200
         watch = health.watch("the test's part", 0.0)
         with watch.busy():

@@ -7,12 +7,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 
 from app.store.engine import create_engine
 from app.store.tables import jobs
 from tests.helpers.receiver import receiver
+from tests.helpers.servers import http_client
 from tests.helpers.stack import Stack, envelope, stack
 from tests.helpers.waiting import eventually
 
@@ -110,7 +110,7 @@ async def test_a_jobs_timeline_and_every_callback_with_how_it_was_judged(
         ):
             answer = await s.api.get("/v1/callbacks", params=params)
             assert answer.status_code == 422, (params, answer.text)
-        async with httpx.AsyncClient(base_url=str(s.api.base_url)) as anonymous:
+        async with http_client(base_url=str(s.api.base_url)) as anonymous:
             assert (await anonymous.get("/v1/callbacks")).status_code == 401
 
 

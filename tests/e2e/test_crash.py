@@ -46,7 +46,7 @@ from tests.helpers.processes import (
     wait_ready,
 )
 from tests.helpers.receiver import receiver
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, http_client
 
 KEY_ID, SECRET, API_KEY = "crash-ak", "crash-secret", "crash-api-key-0123"
 OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out.mp4"}
@@ -106,10 +106,10 @@ async def test_serve_killed_with_sigkill_again_and_again_loses_nothing(
             serve = await start_serve()
 
             async with (
-                httpx.AsyncClient(
+                http_client(
                     base_url=api_url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=10
                 ) as api,
-                httpx.AsyncClient(base_url=sim_url, timeout=60) as sim,
+                http_client(base_url=sim_url, timeout=60) as sim,
             ):
                 done = asyncio.Event()
                 submissions = Submissions()
@@ -189,7 +189,7 @@ async def ice_jobs(sim_url: str) -> list[MediaProducingJob]:
     """Every job the simulated ICE account holds, through ListMediaProducingJobs."""
     settings = Settings(ice_endpoint=sim_url, access_key_id=KEY_ID, access_key_secret=SECRET)
     found: list[MediaProducingJob] = []
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         ice = IceClient(http, settings)
         token: str | None = None
         while True:
@@ -307,7 +307,7 @@ async def test_a_delivery_cut_off_by_sigkill_is_sent_again_after_the_restart(
         async with asyncio.timeout(120), receiver() as r:
             await start_ready(procs, "simulator", sim_port, sim_env, sim_log)
             serve = await start_serve()
-            async with httpx.AsyncClient(
+            async with http_client(
                 base_url=api_url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=10
             ) as api:
                 created = await api.post(

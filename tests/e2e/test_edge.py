@@ -7,7 +7,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,7 +15,7 @@ from starlette.routing import Route
 
 from app.http.edge import MAX_HEADERS, EdgeLimits
 from tests.helpers.faults import closed_within, open_raw, send, trickle
-from tests.helpers.servers import serve
+from tests.helpers.servers import http_client, serve
 
 LIMITS = EdgeLimits(
     max_connections=20,
@@ -50,7 +49,7 @@ async def echo() -> AsyncIterator[tuple[str, Echo]]:
 
 async def test_ordinary_requests_pass_keep_alive_and_pipelined(echo: tuple[str, Echo]) -> None:
     url, app = echo
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with http_client(base_url=url) as client:
         for n in range(3):  # one connection, kept alive
             answer = await client.post(f"/r{n}", content=b"x" * 100_000)
             assert answer.text == "100000"
@@ -118,7 +117,7 @@ async def test_held_connections_are_closed_and_capped(echo: tuple[str, Echo]) ->
     for reader, _ in held:  # silent connections end at the head deadline
         await closed_within(reader, LIMITS.head_seconds + SLACK)
     assert time.monotonic() - started < LIMITS.head_seconds + SLACK
-    async with httpx.AsyncClient(base_url=url) as client:  # room again
+    async with http_client(base_url=url) as client:  # room again
         assert (await client.get("/after")).status_code == 200
 
 

@@ -40,7 +40,7 @@ from tests.helpers.processes import (
     wait_ready,
 )
 from tests.helpers.receiver import receiver
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, http_client
 from tests.helpers.waiting import FINAL, eventually, timed
 
 API_KEY = "faults-api-key-0123"
@@ -83,9 +83,7 @@ async def serving(
 
 
 def api(url: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=30
-    )
+    return http_client(base_url=url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=30)
 
 
 async def stops_within(proc: asyncio.subprocess.Process, seconds: float) -> float:

@@ -15,7 +15,7 @@ from app.core.errors import IceError, IceJobNotFound
 from app.ice.client import IceClient
 from app.settings import Settings
 from app.simulator import SimulatorSettings, create_simulator_app
-from tests.helpers.servers import serve
+from tests.helpers.servers import http_client, serve
 
 KEY_ID, SECRET = "test-ak", "test-secret"
 BASE = Settings(ice_endpoint="http://ice.test", access_key_id=KEY_ID, access_key_secret=SECRET)
@@ -41,7 +41,7 @@ def real_client(url: str, http: httpx.AsyncClient, **changes: Any) -> IceClient:
 
 @pytest.mark.parametrize("version", ["v3", "v2"])
 async def test_submit_then_poll_until_success(simulator_url: str, version: str) -> None:
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         client = real_client(simulator_url, http, ice_signature_version=version)
         submitted = await client.submit_media_producing_job(
             {
@@ -66,7 +66,7 @@ async def test_submit_then_poll_until_success(simulator_url: str, version: str) 
 
 
 async def test_retries_through_injected_api_faults(simulator_url: str) -> None:
-    async with httpx.AsyncClient(base_url=simulator_url) as http:
+    async with http_client(base_url=simulator_url) as http:
         await http.patch("/_sim/settings", json={"api_error_rate": 0.5})
         client = real_client(simulator_url, http, ice_max_attempts=12)
         submitted, unknown = 0, []
@@ -90,7 +90,7 @@ async def test_retries_through_injected_api_faults(simulator_url: str) -> None:
 async def test_non_retryable_errors_and_a_wrong_secret_surface_as_ice_errors(
     simulator_url: str,
 ) -> None:
-    async with httpx.AsyncClient() as http:
+    async with http_client() as http:
         with pytest.raises(IceError) as missing:
             await real_client(simulator_url, http).submit_media_producing_job({"ProjectId": "p"})
         assert (missing.value.status, missing.value.code) == (400, "MissingParameter")

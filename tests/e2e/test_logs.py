@@ -17,7 +17,7 @@ from app.telemetry import logs
 from app.wiring import create_app
 from tests.helpers.processes import log_record, records, serve_simulated
 from tests.helpers.receiver import receiver
-from tests.helpers.servers import serve
+from tests.helpers.servers import http_client, serve
 from tests.helpers.stack import OUTPUT
 from tests.helpers.waiting import eventually
 
@@ -31,7 +31,7 @@ async def test_each_request_has_an_id_in_its_answer_and_its_log_lines(
     not the callback's token."""
     gone = dataclasses.replace(settings, database_url="postgresql://nobody@127.0.0.1:9/none")
     logs.configure("json", captured)
-    async with serve(create_app(gone)) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(create_app(gone)) as url, http_client(base_url=url) as client:
         given = await client.post(
             "/callbacks/ice/secret-callback-token", content=b"{}", headers={"x-request-id": "r-7"}
         )
@@ -56,7 +56,7 @@ async def test_an_unexpected_error_is_a_500_logged_once_with_the_request_id(
     logs.configure("json", captured)
     app = create_app(settings)
     app.router.routes.append(Route("/boom", boom))
-    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(app) as url, http_client(base_url=url) as client:
         answer = await client.get("/boom", headers={"x-request-id": "bug-1"})
     assert answer.status_code == 500
     assert answer.json()["error"]["code"] == "internal_error"
@@ -82,7 +82,7 @@ async def test_the_real_service_logs_json_without_secrets(
             ICEHOOK_ALLOWED_WEBHOOK_NETS="127.0.0.0/8",
             ICEHOOK_SIM_JOB_SECONDS="0.2",
         ) as (url, log),
-        httpx.AsyncClient(
+        http_client(
             base_url=url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=30
         ) as api,
     ):
@@ -115,7 +115,7 @@ async def test_the_real_service_logs_json_without_secrets(
             for line in log.read_text().splitlines()
             if line.startswith("icehook: ICE simulator at ")
         )
-        async with httpx.AsyncClient(base_url=sim_url) as sim:
+        async with http_client(base_url=sim_url) as sim:
             truth = (await sim.get(f"/_sim/jobs/{job['ice_job_id']}")).json()
         callback_token = json.loads(truth["user_data"])["NotifyAddress"].rsplit("/", 1)[1]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers.receiver import receiver
+from tests.helpers.servers import http_client
 from tests.helpers.stack import Stack, stack
 from tests.helpers.waiting import eventually
 
@@ -25,7 +25,7 @@ async def scrape(s: Stack) -> dict[tuple[str, tuple[tuple[str, str], ...]], floa
 async def test_metrics_count_callbacks_ice_calls_jobs_and_deliveries(database_url: str) -> None:
     icehook = {"delivery_retry_schedule": (0.3,) * 20}
     async with receiver() as r, stack(database_url, job_seconds=0.3, icehook=icehook) as s:
-        async with httpx.AsyncClient(base_url=str(s.api.base_url)) as anonymous:
+        async with http_client(base_url=str(s.api.base_url)) as anonymous:
             assert (await anonymous.get("/metrics")).status_code == 401
         before = await scrape(s)
         created = await s.api.post("/v1/subscriptions", json={"url": r.url, "event_types": ["*"]})

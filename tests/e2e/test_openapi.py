@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from starlette.routing import BaseRoute, Mount, Route
 
@@ -31,7 +30,7 @@ from app.settings import Settings
 from app.wiring import create_app
 from tests.conftest import _admin, with_database
 from tests.helpers.processes import clean_environment, serve_simulated, troubles
-from tests.helpers.servers import serve
+from tests.helpers.servers import http_client, serve
 
 API_KEY = "schema-api-key-0123"
 
@@ -125,7 +124,7 @@ async def test_public_and_keyed_operations_are_as_described(settings: Settings) 
     (401 with WWW-Authenticate: Bearer), and no other."""
     app = create_app(settings)
     document = openapi.document(app.routes)
-    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(app) as url, http_client(base_url=url) as client:
         for path, item in document["paths"].items():
             concrete = re.sub(r"{\w+}", "1", path)
             for method, operation in item.items():
@@ -137,7 +136,7 @@ async def test_public_and_keyed_operations_are_as_described(settings: Settings) 
 
 async def test_openapi_json_and_docs_are_served(settings: Settings) -> None:
     app = create_app(settings)
-    async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(app) as url, http_client(base_url=url) as client:
         served = await client.get("/openapi.json")
         docs = await client.get("/docs")
     assert served.status_code == 200

@@ -38,7 +38,7 @@ from tests.helpers.processes import (
     wait_for_line,
     wait_ready,
 )
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, http_client
 from tests.helpers.waiting import FINAL, eventually
 
 KEY_ID, SECRET, API_KEY = "procs-ak", "procs-secret", "procs-api-key-0123"
@@ -103,10 +103,10 @@ async def test_one_serve_and_two_workers_share_the_work(
                 await wait_ready(url)
 
             async with (
-                httpx.AsyncClient(
+                http_client(
                     base_url=api_url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=60
                 ) as api,
-                httpx.AsyncClient(base_url=sim_url, timeout=60) as sim,
+                http_client(base_url=sim_url, timeout=60) as sim,
             ):
                 submitted = await submit_everything(api)
                 # Meanwhile `serve` is asked to confirm random jobs now, competing with the
@@ -150,7 +150,7 @@ async def test_one_serve_and_two_workers_share_the_work(
 async def check_worker_health(url: str) -> None:
     """A worker's own port: liveness, readiness, and its own metrics behind the API key
     (its ICE calls, not the gauges read from the database, which ``serve`` reports)."""
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+    async with http_client(base_url=url, timeout=10) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         assert (await client.get("/readyz")).status_code == 200
         assert (await client.get("/metrics")).status_code == 401
@@ -287,7 +287,7 @@ async def test_processes_together_keep_within_ices_submit_limit(
             clients = asyncio.Semaphore(16)
             headers = {"authorization": f"Bearer {API_KEY}"}
             apis = [
-                httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", headers=headers, timeout=60)
+                http_client(base_url=f"http://127.0.0.1:{p}", headers=headers, timeout=60)
                 for p in ports
             ]
 
@@ -302,7 +302,7 @@ async def test_processes_together_keep_within_ices_submit_limit(
                 found = await rows(database_url, sa.select(jobs.c.status))
                 return len(found) == total and all(j["status"] in FINAL for j in found)
 
-            async with httpx.AsyncClient(base_url=sim_url, timeout=60) as sim:
+            async with http_client(base_url=sim_url, timeout=60) as sim:
                 submitted = await asyncio.gather(*(post(n) for n in range(total)))
                 await eventually(all_final, seconds=120, every=0.5)
                 stats = (await sim.get("/_sim/stats")).json()

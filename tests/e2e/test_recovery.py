@@ -15,7 +15,6 @@ import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 
 from app.core.policies import LEASE_SECONDS
@@ -32,7 +31,7 @@ from tests.helpers.processes import (
     wait_for_line,
     wait_ready,
 )
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, http_client
 from tests.helpers.waiting import eventually
 
 KEY_ID, SECRET, API_KEY = "recover-ak", "recover-secret", "recover-api-key-0123"
@@ -104,7 +103,7 @@ async def test_a_killed_workers_jobs_are_taken_up_within_seconds(
             await wait_for_line(logs["worker"], "owner=", procs["worker"])
             owners = {owner_of(logs[name]): name for name in ("serve", "worker")}
 
-            async with httpx.AsyncClient(
+            async with http_client(
                 base_url=api_url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=60
             ) as api:
                 answers = await asyncio.gather(

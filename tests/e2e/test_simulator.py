@@ -33,7 +33,7 @@ from app.simulator import SimulatorSettings, create_simulator_app
 from app.simulator import callbacks as callbacks_module
 from app.simulator.callbacks import MAX_IN_FLIGHT_PER_RECEIVER
 from app.simulator.state import FAILURES
-from tests.helpers.servers import serve
+from tests.helpers.servers import http_client, serve
 from tests.helpers.waiting import eventually
 
 KEY_ID = "sim-test-key"
@@ -163,7 +163,7 @@ def assert_ice_error(response: httpx.Response, status: int, code: str, host: str
 @contextlib.asynccontextmanager
 async def simulator(**behaviour: Any) -> AsyncIterator[Ice]:
     app = create_simulator_app(SimulatorSettings(access_keys={KEY_ID: SECRET}, **behaviour))
-    async with serve(app) as base_url, httpx.AsyncClient(timeout=30) as http:
+    async with serve(app) as base_url, http_client(timeout=30) as http:
         yield Ice(base_url, http, app)
 
 
@@ -240,7 +240,7 @@ async def test_status_follows_the_clock_through_every_phase() -> None:
     app = create_simulator_app(
         SimulatorSettings(access_keys={KEY_ID: SECRET}, job_seconds=10.0), clock=clock
     )
-    async with serve(app) as base_url, httpx.AsyncClient(timeout=30) as http:
+    async with serve(app) as base_url, http_client(timeout=30) as http:
         ice = Ice(base_url, http, app)
         submitted = await ice.submit()
         start = clock.now

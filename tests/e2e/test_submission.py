@@ -8,11 +8,11 @@ import math
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 
 from app.ice.client import IceClient
 from app.settings import Settings
+from tests.helpers.servers import http_client
 from tests.helpers.stack import KEY_ID, OUTPUT, SECRET, stack
 from tests.helpers.waiting import FINAL, eventually
 
@@ -186,7 +186,7 @@ async def test_an_unknown_outcome_stays_submitting_then_the_sweeper_settles_it_o
             access_key_id=KEY_ID,
             access_key_secret=SECRET,
         )
-        async with httpx.AsyncClient() as http:
+        async with http_client() as http:
             at_ice = await IceClient(http, settings).list_media_producing_jobs({})
         assert len(at_ice.items) == 1, "the resubmission reused the ClientToken"
         job = await s.job(answer.json()["id"])
@@ -195,7 +195,7 @@ async def test_an_unknown_outcome_stays_submitting_then_the_sweeper_settles_it_o
 
 async def test_every_v1_route_needs_an_api_key(database_url: str) -> None:
     async with stack(database_url, job_seconds=60) as s:
-        anonymous = httpx.AsyncClient(base_url=s.callbacks.base_url)
+        anonymous = http_client(base_url=s.callbacks.base_url)
         async with anonymous:
             for method, path in (
                 ("GET", "/v1/jobs"),

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, http_client
 
 ICEHOOK = str(Path(sys.executable).with_name("icehook"))
 
@@ -111,7 +111,7 @@ async def start_simulator(
 
 async def wait_ready(url: str, path: str = "/readyz") -> None:
     """Poll ``url + path`` until it answers 200 (at most 90 s: a first start runs initdb)."""
-    async with asyncio.timeout(90), httpx.AsyncClient(base_url=url, timeout=2) as client:
+    async with asyncio.timeout(90), http_client(base_url=url, timeout=2) as client:
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if (await client.get(path)).status_code == 200:

@@ -6,11 +6,25 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
 from app.http.edge import EdgeLimits, server_config
+
+# Below the server's idle keep-alive (``EdgeLimits().keepalive_seconds``, 5 s). httpx's own
+# default is also 5 s, so a request sent just as the server closes the idle connection
+# meets a closed socket (``httpx.ReadError``); a client must give up idle connections first.
+CLIENT_KEEPALIVE_SECONDS = 1.0
+
+
+def http_client(**options: Any) -> httpx.AsyncClient:
+    """An HTTP client for a server on a socket: httpx's, dropping idle connections before
+    the server does."""
+    limits = httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_SECONDS)
+    return httpx.AsyncClient(limits=limits, **options)
 
 
 @contextlib.asynccontextmanager

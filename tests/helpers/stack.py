@@ -21,7 +21,7 @@ from app.simulator import SimulatorSettings, create_simulator_app
 from app.telemetry.tracing import OFF, Tracing
 from app.wiring import create_app
 from tests.helpers.history import rows
-from tests.helpers.servers import free_port, serve
+from tests.helpers.servers import free_port, http_client, serve
 
 KEY_ID, SECRET, API_KEY = "flow-ak", "flow-secret", "flow-api-key-0123"
 OUTPUT = {"MediaURL": "https://bucket.oss-cn-shanghai.aliyuncs.com/out.mp4"}
@@ -95,11 +95,11 @@ async def stack(
         settings = dataclasses.replace(settings, **(icehook or {}))
         async with (
             serve(create_app(settings, workers=True, tracing=tracing), port=port) as url,
-            httpx.AsyncClient(
+            http_client(
                 base_url=url, headers={"authorization": f"Bearer {API_KEY}"}, timeout=30
             ) as api,
-            httpx.AsyncClient(base_url=sim_url, timeout=30) as sim,
-            httpx.AsyncClient(base_url=url, timeout=30) as callbacks,
+            http_client(base_url=sim_url, timeout=30) as sim,
+            http_client(base_url=url, timeout=30) as callbacks,
         ):
             yield Stack(api, sim, callbacks, database_url)
 
