@@ -10,6 +10,7 @@ variable; the command line turns that into one line on stderr and exit status 2.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,10 @@ class Settings:
     http_body_timeout_seconds: float = 30.0
     http_keepalive_seconds: float = 5.0
     shutdown_timeout_seconds: float = 20.0
+    # How long raw callbacks and webhooks (payloads, deliveries, attempts) are kept, and
+    # finished jobs with their events (math.inf: forever); core.retention.
+    retention_seconds: float = 30 * 86400.0
+    history_retention_seconds: float = math.inf
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -418,7 +423,25 @@ VARIABLES = (
         "ICEHOOK_HTTP_KEEPALIVE_SECONDS",
         "http_keepalive_seconds",
         values.parse_positive,
-        "an idle kept-alive connection is closed after this",
+        "an idle kept-alive connection is closed after this; clients and load balancers must "
+        "drop idle connections sooner (httpx's default is also 5 s), or a request sent as one "
+        "is closed fails",
+    ),
+    Variable(
+        "ICEHOOK_RETENTION",
+        "retention_seconds",
+        values.duration,
+        "how long callbacks as received (bodies, headers, judgements) and webhooks (payloads, "
+        "deliveries, attempt logs) are kept, e.g. `30d`, `12h` or `forever`; a pending "
+        "callback or delivery is kept until it is done (docs/operations.md, Retention)",
+        "`30d`",
+    ),
+    Variable(
+        "ICEHOOK_HISTORY_RETENTION",
+        "history_retention_seconds",
+        values.duration,
+        "how long a finished job is kept with its events after it finished, e.g. `365d`",
+        "`forever`",
     ),
     Variable(
         "ICEHOOK_SHUTDOWN_TIMEOUT_SECONDS",

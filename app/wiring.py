@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.types import Lifespan
 
@@ -25,10 +26,12 @@ from app.core.health import Health
 from app.flows.budget import SharedBudget
 from app.flows.confirm import Confirmer
 from app.flows.deliver import Deliverer
+from app.flows.housekeeping import Housekeeper
 from app.flows.intake import Intake
 from app.flows.judge import CallbackJudge
 from app.flows.leasing import LeaseKeeper
 from app.flows.lifecycle import Shutdown
+from app.flows.retention import Purger
 from app.flows.submit import Submitter
 from app.flows.sweep import Sweeper
 from app.flows.worker import POLL_SECONDS, Worker
@@ -126,6 +129,7 @@ class Parts:
             CallbackJudge(self.sessionmaker, self.leases, self.confirmer),
             sweeper,
             deliverer,
+            Housekeeper(self.sessionmaker, create_purger(settings, self.sessionmaker)),
             self.work_waker,
             passes,
             database_url=self.database_url,
@@ -216,6 +220,15 @@ def _lifespan(parts: Parts, stopping: Shutdown, workers: bool) -> Lifespan[Starl
             await parts.close()
 
     return lifespan
+
+
+def create_purger(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> Purger:
+    """The purger of a worker and of ``icehook purge``: the configured retention windows."""
+    return Purger(
+        sessionmaker,
+        retention_seconds=settings.retention_seconds,
+        history_seconds=settings.history_retention_seconds,
+    )
 
 
 async def run_worker(settings: Settings, shutdown: Shutdown, tracing: Tracing = OFF) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -34,7 +35,8 @@ from app.cli.servers import (
     url_of_host,
 )
 from app.core.errors import ApiError, ConfigError, IceError, ValidationError
-from app.core.values import parse_positive
+from app.core.retention import PURGED_MEANING, Purgeable
+from app.core.values import format_duration, parse_positive
 from app.flows.lifecycle import Shutdown
 from app.http import edge
 from app.http.middleware import new_api_key
@@ -52,7 +54,7 @@ from app.store import embedded, schema
 from app.store.engine import check_connection, create_engine, create_sessionmaker
 from app.telemetry import logs
 from app.telemetry.tracing import TRACING_VARIABLES, Tracing, from_environment
-from app.wiring import create_app, create_worker_app, run_worker
+from app.wiring import create_app, create_purger, create_worker_app, run_worker
 
 EXIT_CONFIG = 2
 SIMULATOR_STOP_SECONDS = 5.0
@@ -116,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
         "migrate", help="bring the database schema to its latest revision"
     )
     migrate.set_defaults(run=_migrate)
+
+    purge = commands.add_parser(
+        "purge",
+        help="remove now what ICEHOOK_RETENTION and ICEHOOK_HISTORY_RETENTION let go "
+        "(workers also do it once a minute)",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="only count what would be removed")
+    purge.add_argument("--json", action="store_true", help="the counts as JSON, for scripts")
+    purge.set_defaults(run=_purge)
 
     simulator = commands.add_parser(
         "simulator",
@@ -329,6 +340,34 @@ def _operate(args: argparse.Namespace, command: operate.Command) -> None:
     except ApiError as exc:  # it does not exist, or cannot be done now
         print(f"icehook: {exc.message}", file=sys.stderr)
         sys.exit(operate.EXIT_REFUSED)
+
+
+def _purge(args: argparse.Namespace) -> None:
+    """``icehook purge``: in many short transactions, not one (``flows.retention``)."""
+    logging.getLogger().setLevel(logging.WARNING)
+    settings = _prepare(Settings.from_env(os.environ), migrate=False)
+    url = settings.database_url
+    assert url is not None
+
+    async def execute() -> dict[Purgeable, int]:
+        engine = create_engine(url, timeout=settings.database_timeout_seconds)
+        try:
+            purger = create_purger(settings, create_sessionmaker(engine))
+            return await (purger.count() if args.dry_run else purger.purge())
+        finally:
+            await engine.dispose()
+
+    removed = run(execute())
+    windows = f"ICEHOOK_RETENTION={format_duration(settings.retention_seconds)}, "
+    windows += f"ICEHOOK_HISTORY_RETENTION={format_duration(settings.history_retention_seconds)}"
+    if args.json:
+        print(json.dumps({"dry_run": args.dry_run, **removed}))
+        return
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"icehook: {verb} ({windows}):")
+    for kind, meaning in PURGED_MEANING.items():
+        counted = str(removed[kind]) if kind in removed else "-"
+        print(f"  {counted:>10}  {meaning}{'' if kind in removed else ' (kept forever)'}")
 
 
 def _simulator(args: argparse.Namespace) -> None:

@@ -138,6 +138,15 @@ async def show_job(args: argparse.Namespace, session: AsyncSession, settings: Se
         "callbacks": ["received_at", "ice_status", "outcome", "detail"],
         "deliveries": ["id", "event_type", "status", "attempts", "last_status_code"],
     }
+    purged = {name: when for name, when in timeline["purged"].items() if when is not None}
+    if purged:
+        print(
+            "\npurged by retention: "
+            + ", ".join(
+                f"{name.removesuffix('_before')} before {_cell(when)}"
+                for name, when in purged.items()
+            )
+        )
     for section, columns in sections.items():
         print(f"\n{section} ({len(timeline[section])})")
         if timeline[section]:

@@ -69,6 +69,35 @@ def parse_positive(raw: str) -> float:
     return value
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+FOREVER = "forever"
+
+
+def duration(raw: str) -> float:
+    """A whole number with a unit (``30s``, ``15m``, ``12h``, ``90d``, ``2w``) in seconds,
+    or ``forever`` (``math.inf``)."""
+    text = raw.strip().lower()
+    if text == FOREVER:
+        return math.inf
+    number, unit = text[:-1], text[-1:]
+    value = natural(number) if unit in DURATION_UNITS else None
+    if value is None or value < 1:
+        raise ValueError(
+            f"must be a duration like 30s, 15m, 12h, 90d or 2w (or {FOREVER}), got {raw!r}"
+        )
+    return float(value * DURATION_UNITS[unit])
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` as ``duration`` reads it: the largest unit that divides it."""
+    if math.isinf(seconds):
+        return FOREVER
+    for unit, size in sorted(DURATION_UNITS.items(), key=lambda item: -item[1]):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def count(raw: str) -> int:
     value = natural(raw)
     if value is None or value < 1:

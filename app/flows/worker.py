@@ -1,13 +1,15 @@
 """``Worker``: the background work of icehook, in ``serve`` or in ``icehook worker``.
 
-Two loops. The first judges the callbacks that arrived and sweeps stale jobs, pass after
+Three loops. The first judges the callbacks that arrived and sweeps stale jobs, pass after
 pass; between passes it sleeps until NOTIFY on ``WORK`` (or, in ``serve``, the intake in
 the same process) wakes it, or one poll interval passes. While work keeps coming, passes
 start at most every ``PASS_GAP_SECONDS``, so that each one takes what arrived meanwhile in
 one go rather than one callback at a time. The second is the ``Deliverer``, which sends
-webhooks as they become due. ``stop`` lets both finish what they hold: nothing claimed is
-left half done (and a killed worker's leases simply expire). Each pass runs inside a
-``Watch``, so that ``/readyz`` says when one has run longer than any ever may.
+webhooks as they become due. The third, the ``Housekeeper``, purges once a minute what
+retention lets go and folds the status counts. ``stop`` lets each finish what it holds:
+nothing claimed is left half done (and a killed worker's leases simply expire). Each pass
+runs inside a ``Watch``, so that ``/readyz`` says when one has run longer than any ever
+may.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 
 from app.core.health import Watch
 from app.flows.deliver import ERROR_PAUSE_SECONDS, Deliverer
+from app.flows.housekeeping import Housekeeper
 from app.flows.judge import CallbackJudge
 from app.flows.reporting import log_failure
 from app.flows.sweep import Sweeper
@@ -32,15 +35,16 @@ PASS_GAP_SECONDS = 0.02
 
 
 class Worker:
-    """Uses: the ``CallbackJudge``, the ``Sweeper`` and the ``Deliverer``, the waker of the
-    first loop, the watch over its passes, and the database URL and statement timeout for
-    its LISTEN connection."""
+    """Uses: the ``CallbackJudge``, the ``Sweeper``, the ``Deliverer`` and the ``Housekeeper``,
+    the waker of the first loop, the watch over its passes, and the database URL and
+    statement timeout for its LISTEN connection."""
 
     def __init__(
         self,
         judge: CallbackJudge,
         sweeper: Sweeper,
         deliverer: Deliverer,
+        housekeeper: Housekeeper,
         waker: Waker,
         watch: Watch,
         *,
@@ -51,12 +55,14 @@ class Worker:
         self.judge = judge
         self.sweeper = sweeper
         self.deliverer = deliverer
+        self.housekeeper = housekeeper
         self.waker = waker
         self.watch = watch
         self.database_url = database_url
         self.statement_seconds = statement_seconds
         self.poll_seconds = poll_seconds
         self._stopping = False
+        self._stopped = asyncio.Event()  # set with _stopping, for the loops that sleep long
         self._sweep_at = 0.0  # the event loop's time from which the next pass sweeps
 
     async def run_once(self) -> int:
@@ -75,9 +81,11 @@ class Worker:
         return handled
 
     async def run(self) -> None:
-        """Until ``stop``: both loops."""
+        """Until ``stop``: the three loops."""
         await asyncio.gather(
-            self._passes(), self.deliverer.run(lambda: self._stopping, self.poll_seconds)
+            self._passes(),
+            self.deliverer.run(lambda: self._stopping, self.poll_seconds),
+            self.housekeeper.run(self._stopped),
         )
 
     async def _passes(self) -> None:
@@ -108,5 +116,6 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self.waker.wake()
         self.deliverer.waker.wake()

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.parsing import storable
 from app.core.queries import CallbackQuery, DeliveryQuery, JobQuery
 from app.core.statuses import DeliveryStatus, JobKind
-from app.store import tables
+from app.store import retention, tables
 
 JOB, CALLBACK, DELIVERY = tables.jobs, tables.callbacks, tables.deliveries
 # What the audit shows of a callback: how it was judged, not its body or headers.
@@ -55,6 +55,7 @@ class Timeline:
     events: list[RowMapping]
     callbacks: list[RowMapping]
     deliveries: list[RowMapping]
+    horizons: Mapping[str, datetime]  # how far retention has purged (store.retention)
 
 
 async def find_job(
@@ -73,7 +74,8 @@ async def find_job(
 
 
 async def timeline(session: AsyncSession, job_id: uuid.UUID) -> Timeline:
-    """A job's events, the callbacks received for it and its deliveries, each oldest first."""
+    """A job's events, the callbacks received for it and its deliveries, each oldest first,
+    and how far retention has purged such records."""
     events = tables.job_events
     found = [
         list((await session.execute(statement)).mappings())
@@ -83,7 +85,10 @@ async def timeline(session: AsyncSession, job_id: uuid.UUID) -> Timeline:
             _deliveries().where(DELIVERY.c.job_id == job_id).order_by(DELIVERY.c.id),
         )
     ]
-    return Timeline(*found)
+    events_found, callbacks_found, deliveries_found = found
+    return Timeline(
+        events_found, callbacks_found, deliveries_found, await retention.horizons(session)
+    )
 
 
 async def sub_jobs(session: AsyncSession, batch_id: uuid.UUID) -> list[RowMapping]:

@@ -275,3 +275,16 @@ ice_budgets = sa.Table(
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("next_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+# Retention (store.retention): for each kind of record purged, the time before which it may
+# have been removed, so that an audit view can say so.
+purge_horizons = sa.Table(
+    "purge_horizons",
+    metadata,
+    sa.Column("kind", sa.Text, primary_key=True),
+    sa.Column("purged_before", sa.DateTime(timezone=True), nullable=False),
+    sa.Column(
+        "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
+)

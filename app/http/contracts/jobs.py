@@ -16,6 +16,7 @@ from app.core.errors import ValidationError
 from app.core.events import job_resource
 from app.core.parsing import loads
 from app.core.queries import PAGE_DEFAULT, JobQuery
+from app.core.retention import purged_for_job
 from app.core.statuses import EventSource, JobKind, JobStatus
 from app.core.submissions import Submission
 from app.http.contracts.callbacks import Callback, callback_resource
@@ -293,12 +294,24 @@ def parse_job_query(params: Mapping[str, str]) -> JobQuery:
     )
 
 
+class Purged(TypedDict):
+    """What retention has removed of a job (ICEHOOK_RETENTION): each is null while nothing
+    of the job can have been removed, or the time before which its records are gone (a
+    callback by when it was received, a webhook, with its deliveries and their attempts, by
+    when its event was recorded)."""
+
+    callbacks_before: datetime | None
+    webhooks_before: datetime | None
+
+
 class JobTimeline(Job):
-    """A job with everything that happened to it, each list oldest first."""
+    """A job with everything that happened to it, each list oldest first, and what of it
+    retention has removed."""
 
     events: list[Event]
     callbacks: list[Callback]
     deliveries: list[Delivery]
+    purged: Purged
 
 
 class Batch(Job):
@@ -316,4 +329,5 @@ def timeline_resource(job: Mapping[Any, Any], timeline: Timeline) -> dict[str, A
         "events": [event_resource(e) for e in timeline.events],
         "callbacks": [callback_resource(c) for c in timeline.callbacks],
         "deliveries": [delivery_resource(d) for d in timeline.deliveries],
+        "purged": resource(Purged, purged_for_job(job["created_at"], timeline.horizons)),
     }

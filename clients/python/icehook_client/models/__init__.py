@@ -46,6 +46,7 @@ from .list_event_type import ListEventType
 from .new_subscription import NewSubscription
 from .new_subscription_event_types_item import NewSubscriptionEventTypesItem
 from .openapi_json_response_200 import OpenapiJsonResponse200
+from .purged import Purged
 from .readiness import Readiness
 from .readiness_status import ReadinessStatus
 from .replay import Replay
@@ -103,6 +104,7 @@ __all__ = (
     "NewSubscription",
     "NewSubscriptionEventTypesItem",
     "OpenapiJsonResponse200",
+    "Purged",
     "Readiness",
     "ReadinessStatus",
     "Replay",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..models.delivery import Delivery
     from ..models.event import Event
     from ..models.job_timeline_user_data_type_0 import JobTimelineUserDataType0
+    from ..models.purged import Purged
 
 
 T = TypeVar("T", bound="JobTimeline")
@@ -23,31 +24,36 @@ T = TypeVar("T", bound="JobTimeline")
 
 @_attrs_define
 class JobTimeline:
-    """A job with everything that happened to it, each list oldest first.
+    """A job with everything that happened to it, each list oldest first, and what of it
+    retention has removed.
 
-    Attributes:
-        batch_id (None | UUID): the batch of a sub-job
-        callbacks (list[Callback]):
-        completed_at (datetime.datetime | None):
-        created_at (datetime.datetime):
-        deliveries (list[Delivery]):
-        error_code (None | str):
-        error_message (None | str):
-        events (list[Event]):
-        fate_unknown_since (datetime.datetime | None): set while ICE cannot show whether a submission whose answer was
-            lost exists (a batch, when ICE lists no scene batch); a callback settles it, or POST /v1/batch-jobs/{id}/resolve
-        ice_job_id (None | str):
-        ice_status (None | str): ICE's own word, verbatim
-        id (UUID):
-        kind (JobKind):
-        media_id (None | str):
-        media_url (None | str):
-        project_id (None | str):
-        status (JobStatus):
-        sub_jobs_failed (int | None): a batch's sub-jobs that failed, once ICE has listed them
-        sub_jobs_succeeded (int | None): a batch's sub-jobs that succeeded, once ICE has listed them
-        updated_at (datetime.datetime):
-        user_data (JobTimelineUserDataType0 | None): what the client sent, without NotifyAddress
+        Attributes:
+            batch_id (None | UUID): the batch of a sub-job
+            callbacks (list[Callback]):
+            completed_at (datetime.datetime | None):
+            created_at (datetime.datetime):
+            deliveries (list[Delivery]):
+            error_code (None | str):
+            error_message (None | str):
+            events (list[Event]):
+            fate_unknown_since (datetime.datetime | None): set while ICE cannot show whether a submission whose answer was
+                lost exists (a batch, when ICE lists no scene batch); a callback settles it, or POST /v1/batch-jobs/{id}/resolve
+            ice_job_id (None | str):
+            ice_status (None | str): ICE's own word, verbatim
+            id (UUID):
+            kind (JobKind):
+            media_id (None | str):
+            media_url (None | str):
+            project_id (None | str):
+            purged (Purged): What retention has removed of a job (ICEHOOK_RETENTION): each is null while nothing
+                of the job can have been removed, or the time before which its records are gone (a
+                callback by when it was received, a webhook, with its deliveries and their attempts, by
+                when its event was recorded).
+            status (JobStatus):
+            sub_jobs_failed (int | None): a batch's sub-jobs that failed, once ICE has listed them
+            sub_jobs_succeeded (int | None): a batch's sub-jobs that succeeded, once ICE has listed them
+            updated_at (datetime.datetime):
+            user_data (JobTimelineUserDataType0 | None): what the client sent, without NotifyAddress
     """
 
     batch_id: None | UUID
@@ -66,6 +72,7 @@ class JobTimeline:
     media_id: None | str
     media_url: None | str
     project_id: None | str
+    purged: Purged
     status: JobStatus
     sub_jobs_failed: int | None
     sub_jobs_succeeded: int | None
@@ -136,6 +143,8 @@ class JobTimeline:
         project_id: None | str
         project_id = self.project_id
 
+        purged = self.purged.to_dict()
+
         status = self.status.value
 
         sub_jobs_failed: int | None
@@ -172,6 +181,7 @@ class JobTimeline:
                 "media_id": media_id,
                 "media_url": media_url,
                 "project_id": project_id,
+                "purged": purged,
                 "status": status,
                 "sub_jobs_failed": sub_jobs_failed,
                 "sub_jobs_succeeded": sub_jobs_succeeded,
@@ -188,6 +198,7 @@ class JobTimeline:
         from ..models.delivery import Delivery
         from ..models.event import Event
         from ..models.job_timeline_user_data_type_0 import JobTimelineUserDataType0
+        from ..models.purged import Purged
 
         d = dict(src_dict)
 
@@ -312,6 +323,8 @@ class JobTimeline:
 
         project_id = _parse_project_id(d.pop("project_id"))
 
+        purged = Purged.from_dict(d.pop("purged"))
+
         status = JobStatus(d.pop("status"))
 
         def _parse_sub_jobs_failed(data: object) -> int | None:
@@ -362,6 +375,7 @@ class JobTimeline:
             media_id=media_id,
             media_url=media_url,
             project_id=project_id,
+            purged=purged,
             status=status,
             sub_jobs_failed=sub_jobs_failed,
             sub_jobs_succeeded=sub_jobs_succeeded,
