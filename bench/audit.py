@@ -52,7 +52,8 @@ from bench import common
 from tests.helpers.servers import free_port, serve
 
 TARGET_P99_MS = 20.0
-QUERIES = ("status_day", "project", "detail")
+QUERIES = ("status_day", "project", "detail", "metrics")
+METRICS_VS_HEALTHZ = 2.0  # target (issue 16): a scrape's p99 within 2x of /healthz's
 BASELINES = ("healthz", "lookup")
 KINDS = (*BASELINES, *QUERIES)
 TABLES = ("jobs", "job_events", "callbacks", "outbox", "deliveries", "subscriptions")
@@ -390,6 +391,14 @@ WHERE s.batch_id IS NULL AND s.status = s.outcome AND s.outcome <> 'rejected'
 ORDER BY received
 """  # noqa: S608 (fixed text; values are parameters)
 
+# The status totals as the migration that added them starts them (store.counts).
+RECOUNT = """
+DELETE FROM status_count_changes;
+DELETE FROM status_counts;
+INSERT INTO status_counts SELECT 'jobs', status, count(*) FROM jobs GROUP BY status;
+INSERT INTO status_counts SELECT 'deliveries', status, count(*) FROM deliveries GROUP BY status;
+"""
+
 LOADS = (
     ("seed (temporary: jobs drawn)", SEED),
     ("steps (temporary: events in time order)", STEPS),
@@ -419,12 +428,16 @@ async def seed(conn: asyncpg.Connection, args: argparse.Namespace) -> dict[str, 
     schema = await _schema(conn)
     dropped = await _drop_indexes_and_keys(conn)
     steps: dict[str, float] = {}
+    # Without the status-count triggers (a row each for 6M rows), counted once afterwards.
+    await conn.execute("SET session_replication_role = replica")
     for name, sql in LOADS:
         t0 = time.monotonic()
         params = (now, args.jobs, args.projects, args.days)
         await conn.execute(sql, *params[: _max_param(sql)])
         steps[name] = round(time.monotonic() - t0, 1)
         say(f"seed: {name} in {steps[name]:.1f} s")
+    await conn.execute("SET session_replication_role = DEFAULT")
+    await conn.execute(RECOUNT)
     t0 = time.monotonic()
     for statement in dropped:
         await conn.execute(statement)
@@ -566,6 +579,7 @@ class Samples:
             "status_day": status_day,
             "project": lambda: f"/v1/jobs?project_id={rng.choice(self.projects)}",
             "detail": lambda: f"/v1/jobs/{rng.choice(self.jobs)[0]}",
+            "metrics": lambda: "/metrics",
         }
 
 
@@ -583,11 +597,12 @@ async def samples(conn: asyncpg.Connection, jobs: int) -> Samples:
     return Samples(rows, span["a"], span["b"])
 
 
-def _items(kind: str, body: Mapping[str, Any]) -> int:
+def _items(kind: str, response: httpx.Response) -> int:
+    if kind in ("healthz", "metrics"):
+        return 0
+    body = response.json()
     if kind == "detail":
         return sum(len(body[part]) for part in ("events", "callbacks", "deliveries"))
-    if kind in ("healthz",):
-        return 0
     return len(body["items"])
 
 
@@ -610,7 +625,7 @@ async def measure(
         if response.status_code != 200:
             raise RuntimeError(f"GET {path} answered {response.status_code}: {response.text}")
         found[kind]["ms"].append(elapsed)
-        found[kind]["items"].append(_items(kind, response.json()))
+        found[kind]["items"].append(_items(kind, response))
     return found
 
 
@@ -826,7 +841,12 @@ def results(
         "latency_ms": latency,
         "target": {
             "p99_under_ms": TARGET_P99_MS,
-            "met": {q: latency[q]["p99"] < TARGET_P99_MS for q in QUERIES},
+            "met": {
+                q: latency[q]["p99"] < TARGET_P99_MS
+                if q != "metrics"
+                else latency[q]["p99"] <= METRICS_VS_HEALTHZ * latency["healthz"]["p99"]
+                for q in QUERIES
+            },
         },
         "metrics_scrape_ms": scrapes,
         "ice_calls_during_measurement": {k: n for k, n in calls.items() if n},
@@ -840,6 +860,7 @@ DESCRIPTIONS = {
     "status_day": "`GET /v1/jobs?status=S&created_after=T&created_before=T+1d`",
     "project": "`GET /v1/jobs?project_id=P`",
     "detail": "`GET /v1/jobs/{id}` (events, callbacks, deliveries)",
+    "metrics": "`GET /metrics` (target: p99 within 2x of healthz's)",
 }
 
 
@@ -909,7 +930,8 @@ whole answer, in ms. See `bench/README.md`.
 on most days). `project` picks a project weighted by its jobs (answers hold at most 50
 jobs, the default limit). `detail` picks a random job by icehook's id.
 
-`GET /metrics` (jobs counted by status at each scrape), three scrapes:
+`GET /metrics` (its gauges read from totals kept by triggers, not by counting the tables),
+three more scrapes after the rounds:
 {data["metrics_scrape_ms"]} ms.
 ICE calls made by `serve` while measured: {calls}.
 

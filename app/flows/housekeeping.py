@@ -1,8 +1,9 @@
 """``Housekeeper``: what each worker does once a minute besides its real work.
 
-It purges what retention lets go (``flows.retention``), so that nothing piles up when
-nobody runs ``icehook purge``. Several workers doing it at once share the work
-(``SKIP LOCKED``).
+It purges what retention lets go (``flows.retention``) and folds the recorded changes of
+status into the totals the metrics read (``store.counts``), so that neither piles up when
+nobody runs ``icehook purge`` or scrapes ``/metrics``. Several workers doing it at once
+share the work (``SKIP LOCKED``) or find it done.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.flows.reporting import log_failure
 from app.flows.retention import Purger
+from app.store import counts
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ class Housekeeper:
         self.purger = purger
 
     async def run_once(self, stopping: asyncio.Event) -> None:
+        async with self.sessionmaker.begin() as session:
+            await counts.fold(session)
         await self.purger.purge(stopping.is_set)
 
     async def run(self, stopped: asyncio.Event, interval: float = INTERVAL_SECONDS) -> None:

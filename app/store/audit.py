@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.parsing import storable
 from app.core.queries import CallbackQuery, DeliveryQuery, JobQuery
 from app.core.statuses import DeliveryStatus, JobKind
+from app.store import counts as status_counts
 from app.store import retention, tables
 
 JOB, CALLBACK, DELIVERY = tables.jobs, tables.callbacks, tables.deliveries
@@ -167,22 +168,21 @@ class Counts:
 
 
 async def counts(session: AsyncSession) -> Counts:
-    """What the metrics read from the database at each scrape."""
-    by_status = sa.select(JOB.c.status, sa.func.count()).group_by(JOB.c.status)
-    jobs_by_status: dict[str, int] = {
-        status: count for status, count in await session.execute(by_status)
-    }
-    pending, oldest = (
-        await session.execute(
-            sa.select(sa.func.count(), sa.func.min(DELIVERY.c.created_at)).where(
-                DELIVERY.c.status == DeliveryStatus.PENDING
-            )
+    """What the metrics read from the database at each scrape, none of it by counting a
+    table: the totals kept by triggers (``store.counts``), the oldest pending delivery (the
+    first entry of ``ix_deliveries_status_created_at``) and the submissions of unknown fate
+    (``ix_jobs_fate_unknown_since`` holds just those)."""
+    by_status = await status_counts.by_status(session)
+    oldest = await session.scalar(
+        sa.select(sa.func.min(DELIVERY.c.created_at)).where(
+            DELIVERY.c.status == DeliveryStatus.PENDING
         )
-    ).one()
+    )
     unknown = await session.scalar(
         sa.select(sa.func.count()).where(JOB.c.fate_unknown_since.is_not(None))
     )
-    return Counts(jobs_by_status, pending, oldest, unknown or 0)
+    pending = by_status["deliveries"].get(DeliveryStatus.PENDING, 0)
+    return Counts(by_status["jobs"], pending, oldest, unknown or 0)
 
 
 def _deliveries() -> sa.Select[Any]:

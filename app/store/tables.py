@@ -288,3 +288,22 @@ purge_horizons = sa.Table(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
 )
+
+
+# Jobs and deliveries by status (store.counts), kept by triggers (migration 20261204_0001):
+# each change of a row's status adds rows to ``status_count_changes`` (insert-only, so no
+# writer waits for another), folded from time to time into ``status_counts``.
+status_counts = sa.Table(
+    "status_counts",
+    metadata,
+    sa.Column("kind", sa.Text, primary_key=True),  # the table counted
+    sa.Column("status", sa.Text, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+status_count_changes = sa.Table(
+    "status_count_changes",
+    metadata,
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+)

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.store.engine import create_engine
+from tests.helpers.history import check_status_counts
 from tests.helpers.processes import run_icehook
 from tests.helpers.receiver import receiver
 from tests.helpers.stack import Stack, stack
@@ -80,6 +81,7 @@ async def test_purge_removes_old_records_and_the_audit_view_says_so(
         assert kept["purged"] == {"callbacks_before": None, "webhooks_before": None}
         assert len(kept["deliveries"]) == 2
 
+        await check_status_counts(database_url)  # the purge's deletes counted too
         code, out, err = await run_icehook("jobs", "show", old["id"], env=env)
         assert code == 0, err
         assert "purged by retention: callbacks before " in out

@@ -12,11 +12,13 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.statuses import RANK, JobStatus
+from app.store import counts
 from app.store.engine import create_engine
 from app.store.tables import callbacks as callbacks_table
-from app.store.tables import job_events, jobs, outbox
+from app.store.tables import deliveries, job_events, jobs, outbox
 from tests.helpers.waiting import FINAL
 
 
@@ -74,8 +76,9 @@ async def check_history(
     database_url: str, all_jobs: Sequence[Mapping[str, Any]]
 ) -> dict[uuid.UUID, list[Any]]:
     """The invariants of the job history: one event per transition, in a forward chain that
-    starts at ``submitting`` and ends at the job's status, and exactly one outbox message
-    per event. Returns each job's chain of events."""
+    starts at ``submitting`` and ends at the job's status, exactly one outbox message per
+    event, and status totals (``store.counts``) equal to counting the tables. Returns each
+    job's chain of events."""
     events = await rows(database_url, sa.select(job_events).order_by(job_events.c.id))
     twice = [k for k, n in Counter((e["job_id"], e["to_status"]) for e in events).items() if n > 1]
     assert not twice, f"a transition recorded twice: {twice}"
@@ -96,4 +99,21 @@ async def check_history(
     assert per_event == Counter(e["id"] for e in events), "exactly one outbox message per event"
     per_type = Counter((m["job_id"], m["event_type"]) for m in messages)
     assert not [k for k, n in per_type.items() if n > 1]
+    await check_status_counts(database_url)
     return chains
+
+
+async def check_status_counts(database_url: str) -> None:
+    """The totals the metrics read equal the tables counted, in one snapshot."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            conn = await connection.execution_options(isolation_level="REPEATABLE READ")
+            session = AsyncSession(bind=conn)
+            kept = await counts.by_status(session)
+            for name, table in (("jobs", jobs), ("deliveries", deliveries)):
+                statuses = sa.select(table.c.status, sa.func.count()).group_by(table.c.status)
+                counted = {status: n for status, n in await conn.execute(statuses)}
+                assert {s: n for s, n in kept[name].items() if n} == counted, name
+    finally:
+        await engine.dispose()

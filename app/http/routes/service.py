@@ -16,6 +16,7 @@ from app.http.contracts.common import Health as Liveness
 from app.http.contracts.common import Readiness
 from app.http.openapi import Text, operation
 from app.store import audit, schema
+from app.store import counts as status_counts
 from app.telemetry import metrics
 
 
@@ -71,7 +72,8 @@ class ServiceRoutes:
         """Prometheus' text format (behind the API key, as a bearer token)."""
         if not self.database_gauges:  # this process's own counters only
             return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
-        async with self.sessionmaker() as session:
+        async with self.sessionmaker.begin() as session:
+            await status_counts.fold(session)
             counts = await audit.counts(session)
         for status in JobStatus:
             metrics.JOBS.labels(status.value).set(counts.jobs.get(status, 0))
