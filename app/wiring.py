@@ -26,6 +26,7 @@ from app.core.health import Health
 from app.flows.budget import SharedBudget
 from app.flows.confirm import Confirmer
 from app.flows.deliver import Deliverer
+from app.flows.gauges import DatabaseGauges
 from app.flows.housekeeping import Housekeeper
 from app.flows.intake import Intake
 from app.flows.judge import CallbackJudge
@@ -158,11 +159,13 @@ def create_app(
     which starts finishing its work when ``shutdown`` begins (the process's first signal)
     and is cancelled at its deadline. Traced as ``tracing`` says."""
     parts = Parts(settings, tracing)
-    lifespan = _lifespan(parts, shutdown or Shutdown(settings.shutdown_timeout_seconds), workers)
+    gauges = DatabaseGauges(parts.sessionmaker)
+    stopping = shutdown or Shutdown(settings.shutdown_timeout_seconds)
+    lifespan = _lifespan(parts, stopping, workers, gauges)
 
     return create_http_app(
         service=ServiceRoutes(
-            parts.engine, parts.sessionmaker, parts.health, schema.head_revision()
+            parts.engine, parts.health, schema.head_revision(), database_gauges=gauges
         ),
         callbacks=CallbackRoutes(parts.intake, settings.callback_max_bytes, parts.sessionmaker),
         jobs=JobRoutes(parts.sessionmaker, parts.submitter, parts.leases, parts.confirmer),
@@ -185,24 +188,24 @@ def create_worker_app(settings: Settings, shutdown: Shutdown, tracing: Tracing =
     the metrics of every process add up)."""
     parts = Parts(settings, tracing)
     service = ServiceRoutes(
-        parts.engine,
-        parts.sessionmaker,
-        parts.health,
-        schema.head_revision(),
-        database_gauges=False,
+        parts.engine, parts.health, schema.head_revision(), database_gauges=None
     )
     return create_health_app(
-        service, settings.api_keys, lifespan=_lifespan(parts, shutdown, workers=True)
+        service, settings.api_keys, lifespan=_lifespan(parts, shutdown, True, None)
     )
 
 
-def _lifespan(parts: Parts, stopping: Shutdown, workers: bool) -> Lifespan[Starlette]:
+def _lifespan(
+    parts: Parts, stopping: Shutdown, workers: bool, gauges: DatabaseGauges | None
+) -> Lifespan[Starlette]:
     """With ``workers``, the background worker runs while the app does; it starts finishing
-    its work when ``stopping`` begins and is cancelled at its deadline. The parts are
-    closed at the end."""
+    its work when ``stopping`` begins and is cancelled at its deadline. ``gauges`` are
+    kept current meanwhile. The parts are closed at the end."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gauges_stopped = asyncio.Event()
+        refreshing = asyncio.create_task(gauges.run(gauges_stopped)) if gauges else None
         try:
             if not workers:
                 yield
@@ -217,6 +220,9 @@ def _lifespan(parts: Parts, stopping: Shutdown, workers: bool) -> Lifespan[Starl
                 worker.stop()
                 await stopping.finish(task, "the worker")
         finally:
+            gauges_stopped.set()
+            if refreshing is not None:
+                await refreshing  # at most one refresh, within the database's deadline
             await parts.close()
 
     return lifespan

@@ -2,9 +2,9 @@
 
 Counters and histograms are this process's own: ``serve`` counts what it and its worker
 did (an ``icehook worker`` process serves no HTTP, and is not scraped). The gauges of jobs
-by status and of the delivery backlog are set from the database at each scrape (by the
-``/metrics`` route, from totals kept by triggers: ``store.counts``), so they are the whole
-deployment's.
+by status and of the delivery backlog are read from the database once a second by
+``serve`` (``flows.gauges``, from totals kept by triggers: ``store.counts``) and published
+at each scrape, so they are the whole deployment's.
 """
 
 from __future__ import annotations

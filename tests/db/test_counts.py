@@ -7,13 +7,16 @@ import asyncio
 import random
 import uuid
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.statuses import DeliveryStatus, JobKind, JobStatus
+from app.flows.gauges import DatabaseGauges
 from app.store import counts, schema
 from app.store.engine import create_engine, create_sessionmaker
 from app.store.tables import deliveries, jobs, outbox, subscriptions
+from app.telemetry import metrics
 
 
 async def counted(session: AsyncSession) -> dict[str, dict[str, int]]:
@@ -144,3 +147,29 @@ async def test_migrating_a_database_with_rows_starts_the_counts_right(
             assert (await kept(session))["jobs"] == {"failed": 4, "queuing": 3}
     finally:
         await engine.dispose()
+
+
+async def test_the_gauges_publish_the_last_reading_and_log_a_failing_database_once(
+    sessionmaker: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
+) -> None:
+    await add_jobs(sessionmaker, 3, JobStatus.QUEUING)
+    gauges = DatabaseGauges(sessionmaker)
+    await gauges.refresh()
+    gauges.publish()
+    assert metrics.REGISTRY.get_sample_value("icehook_jobs", {"status": "queuing"}) == 3
+
+    gone = create_engine("postgresql://nobody@127.0.0.1:9/none", timeout=1)
+    try:
+        failing = DatabaseGauges(create_sessionmaker(gone), interval=0.01)
+        failing.reading = gauges.reading
+        stopped = asyncio.Event()
+        running = asyncio.create_task(failing.run(stopped))
+        await asyncio.sleep(0.3)
+        stopped.set()
+        await running
+    finally:
+        await gone.dispose()
+    failing.publish()  # the last reading stays
+    assert metrics.REGISTRY.get_sample_value("icehook_jobs", {"status": "queuing"}) == 3
+    logged = [r for r in caplog.records if "cannot read the metrics' gauges" in r.getMessage()]
+    assert len(logged) == 1

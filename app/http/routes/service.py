@@ -2,39 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.core.health import Health
-from app.core.statuses import JobStatus
+from app.flows.gauges import DatabaseGauges
 from app.http.contracts.common import Health as Liveness
 from app.http.contracts.common import Readiness
 from app.http.openapi import Text, operation
-from app.store import audit, schema
-from app.store import counts as status_counts
+from app.store import schema
 from app.telemetry import metrics
 
 
 class ServiceRoutes:
     """Uses: the engine and the schema's head revision (readiness), the process's health
-    watches, and the database (the metrics read from it, with ``database_gauges``)."""
+    watches, and the gauges read from the database (``serve`` only; kept current in the
+    background, so a scrape does not wait for the database)."""
 
     def __init__(
         self,
         engine: AsyncEngine,
-        sessionmaker: async_sessionmaker[AsyncSession],
         health: Health,
         schema_head: str,
         *,
-        database_gauges: bool = True,
+        database_gauges: DatabaseGauges | None,
     ) -> None:
         self.engine = engine
-        self.sessionmaker = sessionmaker
         self.health = health
         self.schema_head = schema_head
         self.database_gauges = database_gauges
@@ -70,17 +66,8 @@ class ServiceRoutes:
     @operation({200: Text("text/plain")})
     async def metrics(self, request: Request) -> Response:
         """Prometheus' text format (behind the API key, as a bearer token)."""
-        if not self.database_gauges:  # this process's own counters only
-            return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
-        async with self.sessionmaker.begin() as session:
-            await status_counts.fold(session)
-            counts = await audit.counts(session)
-        for status in JobStatus:
-            metrics.JOBS.labels(status.value).set(counts.jobs.get(status, 0))
-        metrics.FATE_UNKNOWN.set(counts.fate_unknown)
-        metrics.PENDING_DELIVERIES.set(counts.pending_deliveries)
-        oldest = counts.oldest_pending
-        metrics.OLDEST_PENDING.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
+        if self.database_gauges is not None:
+            self.database_gauges.publish()
         return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)
 
 
