@@ -130,11 +130,12 @@ async def callbacks(session: AsyncSession, query: CallbackQuery) -> Page:
 
 async def deliveries(session: AsyncSession, query: DeliveryQuery) -> Page:
     conditions = _equal(
-        (DELIVERY.c.status, query.status),
         (DELIVERY.c.subscription_id, query.subscription_id),
         (DELIVERY.c.job_id, query.job_id),
         (DELIVERY.c.event_type, query.event_type),
     )
+    if query.status is not None:
+        conditions.append(tables.delivery_status_is(query.status))
     if query.before_id is not None:
         conditions.append(DELIVERY.c.id < query.before_id)
     statement = _deliveries().where(*conditions).order_by(DELIVERY.c.id.desc())
@@ -175,7 +176,7 @@ async def counts(session: AsyncSession) -> Counts:
     by_status = await status_counts.by_status(session)
     oldest = await session.scalar(
         sa.select(sa.func.min(DELIVERY.c.created_at)).where(
-            DELIVERY.c.status == DeliveryStatus.PENDING
+            tables.delivery_status_is(DeliveryStatus.PENDING)
         )
     )
     unknown = await session.scalar(

@@ -121,8 +121,9 @@ job_events = sa.Table(
     _created_at(),
     # Status only moves forward, so a job reaches each status at most once: the database
     # itself refuses a second event for the same transition.
+    # Also how a job's events are found (at most nine: a second index on job_id would hold
+    # every event again).
     sa.UniqueConstraint("job_id", "to_status"),
-    sa.Index("ix_job_events_job_id_id", "job_id", "id"),
 )
 
 callbacks = sa.Table(
@@ -235,17 +236,38 @@ deliveries = sa.Table(
     _created_at(),
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("message_id", "subscription_id"),
-    sa.Index(
-        "ix_deliveries_subscription_id_job_id_message_id", "subscription_id", "job_id", "message_id"
-    ),
     sa.Index("ix_deliveries_job_id", "job_id"),
-    sa.Index("ix_deliveries_status_created_at", "status", "created_at"),
+    # Partial: each serves queries that only look for pending (or dead) deliveries, a few
+    # among many delivered ones. The claim's check for an earlier undone event of the same
+    # job and subscription; the oldest pending one; lists of dead ones; what is due.
+    sa.Index(
+        "ix_deliveries_pending_order",
+        "subscription_id",
+        "job_id",
+        "message_id",
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index(
+        "ix_deliveries_pending_created_at",
+        "created_at",
+        postgresql_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index("ix_deliveries_dead_id", "id", postgresql_where=sa.text("status = 'dead'")),
     sa.Index(
         "ix_deliveries_due",
         "next_attempt_at",
         postgresql_where=sa.text("status = 'pending'"),
     ),
 )
+
+
+def delivery_status_is(status: DeliveryStatus) -> sa.ColumnElement[bool]:
+    """``deliveries.status = '<status>'`` with the status written into the statement, not
+    sent as a parameter: PostgreSQL uses a partial index (pending or dead only) only when
+    the statement's own text implies its condition, which a cached plan for a parameter
+    cannot."""
+    return deliveries.c.status == sa.literal(status.value, sa.Text, literal_execute=True)
+
 
 delivery_attempts = sa.Table(
     "delivery_attempts",
