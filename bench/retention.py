@@ -7,9 +7,10 @@ days, one at a time, on a simulated clock that ends now. Each day it:
    with four events (submitted, queuing, processing, succeeded), one to three callbacks as
    ICE sends them (body and headers), four webhook messages with one delivery each and one
    attempt each (one subscription), all stamped within the day;
-2. purges with the ``Purger`` the workers run (``app.flows.retention``), its clock at the
-   end of the day, ``ICEHOOK_RETENTION`` ``--retention-days`` (30) and
-   ``ICEHOOK_HISTORY_RETENTION`` ``--history-days`` (60), timing it;
+2. runs the workers' housekeeping (``app.flows.housekeeping``: the status counts folded,
+   then the ``Purger`` of ``app.flows.retention``), its clock at the end of the day,
+   ``ICEHOOK_RETENTION`` ``--retention-days`` (30) and ``ICEHOOK_HISTORY_RETENTION``
+   ``--history-days`` (60), timing it;
 3. runs ``VACUUM`` on the tables, as autovacuum would (the test PostgreSQL runs without it),
    so that the space of purged rows is reused, and records the database's size.
 
@@ -40,6 +41,7 @@ from typing import Any
 import asyncpg
 
 from app.core.retention import Purgeable
+from app.flows.housekeeping import Housekeeper
 from app.flows.retention import Purger
 from app.settings import Settings
 from app.store import schema
@@ -59,6 +61,8 @@ TABLES = (
     "delivery_attempts",
     "subscriptions",
     "purge_horizons",
+    "status_counts",
+    "status_count_changes",
 )
 SUBSCRIPTION_ID = "6c2e1b63-4d2f-4c8b-8b68-4f1e3d7a0c21"
 TOKENS = 32  # jobs of the last day whose callback URLs the intake load posts to
@@ -179,6 +183,26 @@ WHERE n.nspname = 'public' AND c.relname IN ({", ".join(f"'{t}'" for t in TABLES
 """  # noqa: S608 (fixed text)
 
 
+# Each table's heap and its indexes, in bytes per job.
+BREAKDOWN = f"""
+SELECT c.relname AS name, pg_table_size(c.oid) AS heap, pg_indexes_size(c.oid) AS indexes
+FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relname IN ({", ".join(f"'{t}'" for t in TABLES)})
+ORDER BY pg_total_relation_size(c.oid) DESC
+"""  # noqa: S608 (fixed text)
+
+
+async def bytes_per_job(conn: asyncpg.Connection) -> dict[str, Any]:
+    """Every table's heap and indexes over the number of jobs, and their sum."""
+    jobs = int(await conn.fetchval("SELECT count(*) FROM jobs"))
+    tables = {
+        row["name"]: {"heap": round(row["heap"] / jobs), "indexes": round(row["indexes"] / jobs)}
+        for row in await conn.fetch(BREAKDOWN)
+    }
+    total = sum(t["heap"] + t["indexes"] for t in tables.values())
+    return {"total": total, "tables": tables}
+
+
 async def seed_day(conn: asyncpg.Connection, start: datetime, jobs: int, first: int) -> None:
     async with conn.transaction():
         for statement in DAY.split(";\n"):
@@ -196,7 +220,7 @@ async def play_days(
     engine = create_engine(url, timeout=60)
     sessionmaker = create_sessionmaker(engine)
     days: list[dict[str, Any]] = []
-    bytes_per_job = None
+    per_job: dict[str, Any] | None = None
     try:
         for day in range(args.days):
             began = start + timedelta(days=day)
@@ -211,7 +235,7 @@ async def play_days(
                 clock=functools.partial(lambda at: at, end_of_day),
             )
             purged_at = time.monotonic()
-            removed = await purger.purge()
+            removed = await Housekeeper(sessionmaker, purger).run_once(asyncio.Event())
             purge_seconds = time.monotonic() - purged_at
             vacuumed = time.monotonic()
             for table in TABLES:
@@ -219,7 +243,7 @@ async def play_days(
             vacuum_seconds = time.monotonic() - vacuumed
             size = int(await conn.fetchval(SIZE))
             if day + 1 == args.retention_days:  # one window full, nothing purged yet
-                bytes_per_job = size / int(await conn.fetchval("SELECT count(*) FROM jobs"))
+                per_job = await bytes_per_job(conn)
             rows = sum(removed.values())
             days.append(
                 {
@@ -239,7 +263,7 @@ async def play_days(
             )
     finally:
         await engine.dispose()
-    return {"days": days, "bytes_per_job": bytes_per_job}
+    return {"days": days, "bytes_per_job": per_job}
 
 
 async def _timed(purging: Awaitable[dict[Purgeable, int]]) -> tuple[dict[Purgeable, int], float]:
@@ -362,12 +386,16 @@ def summarize(played: dict[str, Any], args: argparse.Namespace) -> dict[str, Any
         "steady_growth_ratio": round(steady[-1] / steady[0], 3) if len(steady) > 1 else None,
         "purge_first_regime": _regime(days, low + 2, high),
         "purge_second_regime": _regime(days, high + 2, len(days)),
-        "bytes_per_job": round(played["bytes_per_job"]) if played["bytes_per_job"] else None,
+        "bytes_per_job": played["bytes_per_job"]["total"] if played["bytes_per_job"] else None,
     }
 
 
 def markdown(
-    facts: dict[str, Any], summary: dict[str, Any], intake: dict[str, Any], days: list[Any]
+    facts: dict[str, Any],
+    summary: dict[str, Any],
+    intake: dict[str, Any],
+    days: list[Any],
+    per_job: dict[str, Any] | None,
 ) -> str:
     lines = [
         "# Retention (`python -m bench.retention`)",
@@ -377,6 +405,15 @@ def markdown(
         "## Summary",
         "",
         common.table(["measure", "value"], [[k, v] for k, v in summary.items()]),
+        "",
+        "## Bytes per job at the end of the first retention window",
+        "",
+        common.table(
+            ["table", "heap", "indexes"],
+            [[name, t["heap"], t["indexes"]] for name, t in per_job["tables"].items()],
+        )
+        if per_job
+        else "(fewer days than the window)",
         "",
         f"## Intake during a purge (target: p99 ratio at most {TARGET_RATIO})",
         "",
@@ -448,7 +485,9 @@ async def main() -> None:
     print(summary, file=sys.stderr)
     if not args.no_record:
         data = {"facts": facts, "summary": summary, "intake": intake, "days": played["days"]}
-        common.write_results("retention", data, markdown(facts, summary, intake, played["days"]))
+        data["bytes_per_job"] = played["bytes_per_job"]
+        text = markdown(facts, summary, intake, played["days"], played["bytes_per_job"])
+        common.write_results("retention", data, text)
 
 
 if __name__ == "__main__":

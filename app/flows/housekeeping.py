@@ -14,6 +14,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.retention import Purgeable
 from app.flows.reporting import log_failure
 from app.flows.retention import Purger
 from app.store import counts
@@ -31,10 +32,11 @@ class Housekeeper:
         self.sessionmaker = sessionmaker
         self.purger = purger
 
-    async def run_once(self, stopping: asyncio.Event) -> None:
+    async def run_once(self, stopping: asyncio.Event) -> dict[Purgeable, int]:
+        """One round; what the purge removed, by kind."""
         async with self.sessionmaker.begin() as session:
             await counts.fold(session)
-        await self.purger.purge(stopping.is_set)
+        return await self.purger.purge(stopping.is_set)
 
     async def run(self, stopped: asyncio.Event, interval: float = INTERVAL_SECONDS) -> None:
         """Once an ``interval`` until ``stopped`` is set (at once, then); a failure is
