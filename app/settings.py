@@ -69,15 +69,14 @@ class Settings:
     allowed_webhook_nets: tuple[IpNetwork, ...] = ()
     log_format: Literal["json", "text"] = "json"
     database_timeout_seconds: float = 5.0
+    database_pooler: Literal["none", "transaction"] = "none"  # store.engine: ``pooled``
     http_max_connections: int = 1000
     http_max_header_bytes: int = 16 * 1024
     http_header_timeout_seconds: float = 10.0
     http_body_timeout_seconds: float = 30.0
     http_keepalive_seconds: float = 5.0
     shutdown_timeout_seconds: float = 20.0
-    # How long raw callbacks and webhooks (payloads, deliveries, attempts) are kept, and
-    # finished jobs with their events (math.inf: forever); core.retention.
-    retention_seconds: float = 30 * 86400.0
+    retention_seconds: float = 30 * 86400.0  # math.inf: forever (core.retention)
     history_retention_seconds: float = math.inf
 
     @classmethod
@@ -92,6 +91,10 @@ class Settings:
             region = given.get("ice_region", cls.ice_region)
             given["ice_endpoint"] = f"https://ice.{region}.aliyuncs.com"
         return cls(**given)
+
+    @property
+    def database_pooled(self) -> bool:  # through a pooler in transaction mode
+        return self.database_pooler == "transaction"
 
     def require_whole_access_key(self) -> None:
         """Stop if half an AccessKey pair is configured (without one, ICE credentials come
@@ -396,6 +399,13 @@ VARIABLES = (
         "deadline of every database statement, new connection and wait for a pooled one",
     ),
     Variable(
+        "ICEHOOK_DATABASE_POOLER",
+        "database_pooler",
+        values.choice("none", "transaction"),
+        "`transaction` when `ICEHOOK_DATABASE_URL` is a pooler in transaction mode, like "
+        "PgBouncer's (docs/operations.md, Behind a connection pooler)",
+    ),
+    Variable(
         "ICEHOOK_HTTP_MAX_CONNECTIONS",
         "http_max_connections",
         values.count,
@@ -423,17 +433,15 @@ VARIABLES = (
         "ICEHOOK_HTTP_KEEPALIVE_SECONDS",
         "http_keepalive_seconds",
         values.parse_positive,
-        "an idle kept-alive connection is closed after this; clients and load balancers must "
-        "drop idle connections sooner (httpx's default is also 5 s), or a request sent as one "
-        "is closed fails",
+        "an idle kept-alive connection is closed after this; a client or load balancer must "
+        "drop idle ones sooner (httpx's default is also 5 s)",
     ),
     Variable(
         "ICEHOOK_RETENTION",
         "retention_seconds",
         values.duration,
-        "how long callbacks as received (bodies, headers, judgements) and webhooks (payloads, "
-        "deliveries, attempt logs) are kept, e.g. `30d`, `12h` or `forever`; a pending "
-        "callback or delivery is kept until it is done (docs/operations.md, Retention)",
+        "how long callbacks as received and webhooks (payloads, deliveries, attempts) are "
+        "kept, e.g. `30d`, `12h` or `forever` (docs/operations.md, Retention)",
         "`30d`",
     ),
     Variable(

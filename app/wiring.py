@@ -63,12 +63,19 @@ class Parts:
         self.tracing = tracing
         self.database_url = settings.database_url
         self.timeout = settings.database_timeout_seconds
-        self.engine = create_engine(self.database_url, timeout=self.timeout)
+        pooled = settings.database_pooled
+        self.engine = create_engine(self.database_url, timeout=self.timeout, pooled=pooled)
         tracing.instrument_engine(self.engine)
         self.sessionmaker = create_sessionmaker(self.engine)
         self.health = Health()
-        self.work_waker = Waker(WORK)  # jobs to confirm: callbacks stored, a sweep due
-        self.delivery_waker = Waker(DELIVERIES)  # webhooks to send
+        # Jobs to confirm (callbacks stored, a sweep due) and webhooks to send.
+        self.work_waker = Waker(WORK, listening=not pooled)
+        self.delivery_waker = Waker(DELIVERIES, listening=not pooled)
+        if pooled:
+            logger.info(
+                "behind a transaction pooler: workers poll every %g s, not woken by NOTIFY",
+                POLL_SECONDS,
+            )
         self.http = outbound.client(max_connections=64, trust_env=True)
         tracing.instrument_client(self.http)
         self.ice = IceClient(

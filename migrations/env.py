@@ -15,13 +15,15 @@ config = context.config
 target_metadata = tables.metadata
 
 
-def _database_url() -> str:
+def _database() -> tuple[str, bool]:
+    """The database URL, and whether it is a transaction pooler."""
     url = config.attributes.get("database_url")
     if url:
-        return str(url)
+        return str(url), bool(config.attributes.get("pooled"))
     # Run as `alembic ...` by a developer: the same configuration as icehook itself.
     settings = Settings.from_env(os.environ)
-    return embedded.resolve_database_url(settings.database_url, settings.data_dir)
+    url = embedded.resolve_database_url(settings.database_url, settings.data_dir)
+    return url, settings.database_pooler == "transaction"
 
 
 def _run(connection: Connection) -> None:
@@ -37,7 +39,8 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    migrating = engine.create_engine(_database_url(), timeout=None)  # a migration may take long
+    url, pooled = _database()
+    migrating = engine.create_engine(url, timeout=None, pooled=pooled)  # may take long
     try:
         async with migrating.connect() as connection:
             await connection.run_sync(_run)

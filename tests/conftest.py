@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.settings import Settings
 from app.store import embedded, schema
 from app.store.engine import create_engine, create_sessionmaker
+from tests.helpers import pooler
 from tests.helpers.processes import clean_environment
 
 
@@ -42,6 +43,17 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     if url:
         return url
     return embedded.start_embedded(tmp_path_factory.mktemp("embedded"))
+
+
+@pytest.fixture(scope="session")
+def served_url(server_url: str) -> Iterator[str]:
+    """The URL icehook is given for the test server's databases: the server itself, or with
+    ``ICEHOOK_TEST_POOLER=pgbouncer`` a PgBouncer in transaction mode in front of it."""
+    if not pooler.POOLED:
+        yield server_url
+        return
+    with pooler.pgbouncer(server_url) as url:
+        yield url
 
 
 async def _admin(server_url: str, *statements: str) -> None:
@@ -72,17 +84,18 @@ async def empty_database_url(server_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def database_url(server_url: str, template_name: str) -> AsyncIterator[str]:
-    """A new database with the schema at head, private to this test."""
+async def database_url(server_url: str, served_url: str, template_name: str) -> AsyncIterator[str]:
+    """A new database with the schema at head, private to this test (as icehook reaches
+    it: through the pooler, when there is one)."""
     name = f"icehook_test_{uuid.uuid4().hex[:12]}"
     await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
-    yield with_database(server_url, name)
+    yield with_database(served_url, name)
     await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, pooled=pooler.POOLED)
     yield engine
     await engine.dispose()
 
@@ -101,6 +114,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         api_keys=("test-key",),
         access_key_id="test-ak",
         access_key_secret="test-secret",
+        database_pooler=pooler.DATABASE_POOLER,
     )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -35,8 +34,8 @@ from app.cli.servers import (
     url_of_host,
 )
 from app.core.errors import ApiError, ConfigError, IceError, ValidationError
-from app.core.retention import PURGED_MEANING, Purgeable
-from app.core.values import format_duration, parse_positive
+from app.core.retention import Purgeable
+from app.core.values import parse_positive
 from app.flows.lifecycle import Shutdown
 from app.http import edge
 from app.http.middleware import new_api_key
@@ -326,7 +325,9 @@ def _operate(args: argparse.Namespace, command: operate.Command) -> None:
     assert url is not None
 
     async def execute() -> None:
-        engine = create_engine(url, timeout=settings.database_timeout_seconds)
+        engine = create_engine(
+            url, timeout=settings.database_timeout_seconds, pooled=settings.database_pooled
+        )
         try:
             async with create_sessionmaker(engine).begin() as session:
                 await command(args, session, settings)
@@ -350,24 +351,16 @@ def _purge(args: argparse.Namespace) -> None:
     assert url is not None
 
     async def execute() -> dict[Purgeable, int]:
-        engine = create_engine(url, timeout=settings.database_timeout_seconds)
+        engine = create_engine(
+            url, timeout=settings.database_timeout_seconds, pooled=settings.database_pooled
+        )
         try:
             purger = create_purger(settings, create_sessionmaker(engine))
             return await (purger.count() if args.dry_run else purger.purge())
         finally:
             await engine.dispose()
 
-    removed = run(execute())
-    windows = f"ICEHOOK_RETENTION={format_duration(settings.retention_seconds)}, "
-    windows += f"ICEHOOK_HISTORY_RETENTION={format_duration(settings.history_retention_seconds)}"
-    if args.json:
-        print(json.dumps({"dry_run": args.dry_run, **removed}))
-        return
-    verb = "would remove" if args.dry_run else "removed"
-    print(f"icehook: {verb} ({windows}):")
-    for kind, meaning in PURGED_MEANING.items():
-        counted = str(removed[kind]) if kind in removed else "-"
-        print(f"  {counted:>10}  {meaning}{'' if kind in removed else ' (kept forever)'}")
+    operate.show_purged(args, run(execute()), settings)
 
 
 def _simulator(args: argparse.Namespace) -> None:
@@ -388,20 +381,21 @@ def _prepare(settings: Settings, *, migrate: bool = True) -> Settings:
     ``migrate``: required to be at the revision this icehook knows)."""
     logs.protect_settings(settings)
     url = embedded.resolve_database_url(settings.database_url, settings.data_dir)
-    asyncio.run(check_connection(url))
+    pooled = settings.database_pooled
+    asyncio.run(check_connection(url, pooled=pooled))
     if migrate:
-        schema.upgrade(url)
+        schema.upgrade(url, pooled=pooled)
     else:
-        _require_known_schema(url)
+        _require_known_schema(url, pooled)
     return dataclasses.replace(settings, database_url=url)
 
 
-def _require_known_schema(url: str) -> None:
+def _require_known_schema(url: str, pooled: bool) -> None:
     """Stop unless the schema is at this icehook's head revision: an operator command only
     reads and changes rows, and never moves a production schema by being newer."""
 
     async def revision() -> str | None:
-        engine = create_engine(url, timeout=10)
+        engine = create_engine(url, timeout=10, pooled=pooled)
         try:
             return await schema.current_revision(engine)
         finally:

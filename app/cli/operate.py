@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ConfigError, NotFound, ValidationError
 from app.core.events import JOB_FIELDS, job_resource
+from app.core.retention import PURGED_MEANING, Purgeable
 from app.core.statuses import DeliveryStatus, JobStatus
+from app.core.values import format_duration
 from app.http.contracts.common import encode_cursor, encode_id_cursor, page_resource
 from app.http.contracts.deliveries import delivery_resource, parse_delivery_query
 from app.http.contracts.jobs import parse_job_query, timeline_resource
@@ -225,6 +227,26 @@ async def unsubscribe(args: argparse.Namespace, session: AsyncSession, settings:
         raise NotFound(f"no subscription {args.id!r}")
     if not args.json:
         print(f"subscription {subscription_id} deleted")
+
+
+# -- purge ----------------------------------------------------------------------------------
+
+
+def show_purged(
+    args: argparse.Namespace, removed: Mapping[Purgeable, int], settings: Settings
+) -> None:
+    """What ``icehook purge`` removed (or with ``--dry-run`` would remove), by kind."""
+    if args.json:
+        _print_json({"dry_run": args.dry_run, **removed})
+        return
+    windows = (
+        f"ICEHOOK_RETENTION={format_duration(settings.retention_seconds)}, "
+        f"ICEHOOK_HISTORY_RETENTION={format_duration(settings.history_retention_seconds)}"
+    )
+    print(f"icehook: {'would remove' if args.dry_run else 'removed'} ({windows}):")
+    for kind, meaning in PURGED_MEANING.items():
+        counted = str(removed[kind]) if kind in removed else "-"
+        print(f"  {counted:>10}  {meaning}{'' if kind in removed else ' (kept forever)'}")
 
 
 # -- output ---------------------------------------------------------------------------------

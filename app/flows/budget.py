@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ice.client import RateLimiter, Sleep
 from app.store import budgets
+from app.store.engine import autocommitting
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,9 @@ class SharedBudget:
         fallback: RateLimiter,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        # Autocommit: the one statement commits itself, with no BEGIN and COMMIT round trips
-        # on every ICE call.
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # The one statement commits itself, with no BEGIN and COMMIT round trips on every
+        # ICE call (but behind a transaction pooler).
+        self.engine = autocommitting(engine)
         self.name = name
         self.interval = 1.0 / rate
         self.fallback = fallback

@@ -38,6 +38,7 @@ from app.core.tokens import callback_url, token_hash, without_token
 from app.ice.signing import verify_callback
 from app.store import callbacks
 from app.store.batching import GroupCommit
+from app.store.engine import autocommitting
 from app.store.notify import Waker
 from app.telemetry import metrics, tracing
 from app.telemetry.logs import REQUEST_ID
@@ -129,7 +130,7 @@ class Intake:
         auth_keys: Sequence[str] = (),
         tracer: Tracer = tracing.NO_TRACER,
     ) -> None:
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.engine = autocommitting(engine)
         self.waker = waker
         self.timeout = timeout
         self.public_url = public_url
@@ -260,9 +261,11 @@ class Intake:
 
     async def _execute(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[sa.Row[Any]]:
         if self._conn is None:
-            self._conn = await self.engine.connect()  # autocommit: the statement commits
+            self._conn = await self.engine.connect()
         try:
-            return await callbacks.store(self._conn, rows)
+            stored = await callbacks.store(self._conn, rows)
+            await self._conn.commit()  # the statement committed itself, but behind a pooler
+            return stored
         except Exception:
             await self.close()  # whatever went wrong, the next write starts afresh
             raise

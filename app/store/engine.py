@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from app.core.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
+POOLED = "icehook_pooled"  # the execution option that marks an engine behind a pooler
 
 
 # TCP keepalive on database connections: a peer that vanished is noticed within about
@@ -42,15 +44,32 @@ def async_url(url: str) -> str:
 
 
 def create_engine(
-    url: str, *, timeout: float | None = DEFAULT_TIMEOUT_SECONDS, **kwargs: Any
+    url: str,
+    *,
+    timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+    pooled: bool = False,
+    **kwargs: Any,
 ) -> AsyncEngine:
     """An engine on which nothing waits longer than ``timeout`` seconds: a statement (asyncpg's
     client-side ``command_timeout``, so a connection that stops answering still ends), a new
     connection, a pooled connection to come free. A statement that times out ends its
     connection, and the pool's other connections are replaced too (they most likely went
     through the same broken path). ``timeout=None``: statements may run as long as they
-    take (migrations), connecting still gives up after a minute."""
+    take (migrations), connecting still gives up after a minute.
+
+    ``pooled``: ``url`` is a pooler in transaction mode, which hands each transaction to
+    any of its server connections, so no prepared statement may be relied on after its
+    own transaction: asyncpg's statement cache and SQLAlchemy's are off, and the
+    statements SQLAlchemy must prepare get names no other client can take.
+    """
     bounds: dict[str, Any] = {"timeout": timeout or 60.0}
+    if pooled:
+        bounds |= {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+        }
+        kwargs["execution_options"] = {POOLED: True} | kwargs.get("execution_options", {})
     if timeout is not None:
         bounds |= {"command_timeout": timeout}
         kwargs.setdefault("pool_timeout", timeout)
@@ -108,14 +127,29 @@ def _keep_alive(dbapi_connection: Any, _record: Any) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
+def autocommitting(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for single statements that commit themselves, without BEGIN and COMMIT
+    round trips; callers still call ``commit()``, which then costs nothing. Behind a
+    transaction pooler it is ``engine`` itself, and ``commit()`` commits: a statement that
+    SQLAlchemy prepares must be executed in one transaction with it, or the pooler may send
+    the execution to a server connection that never saw the statement."""
+    if engine.get_execution_options().get(POOLED):
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _unique_statement_name() -> str:
+    return f"__icehook_{uuid.uuid4().hex}__"
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def check_connection(url: str) -> None:
+async def check_connection(url: str, *, pooled: bool = False) -> None:
     """Connect once, so a wrong URL stops the program with one clear line."""
     shown = make_url(url).render_as_string(hide_password=True)
-    engine = create_engine(url, timeout=10)
+    engine = create_engine(url, timeout=10, pooled=pooled)
     try:
         async with engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))

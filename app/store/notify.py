@@ -37,10 +37,13 @@ def notify(channel: str) -> sa.FunctionElement[Any]:
 
 class Waker:
     """What a loop sleeps on: set by NOTIFY on ``channel`` (``listen``), or by ``wake`` in
-    this process."""
+    this process. Without ``listening`` (behind a transaction pooler, which cannot carry a
+    LISTEN: its session is not the client's), ``listen`` does nothing and the loops rely on
+    polling and this process's own wake-ups."""
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: str, *, listening: bool = True) -> None:
         self.channel = channel
+        self.listening = listening
         self.event = asyncio.Event()
 
     def wake(self) -> None:
@@ -55,6 +58,8 @@ class Waker:
         vanished: it is asked ``SELECT 1`` every ``PING_SECONDS`` and replaced when it does
         not answer (each wait within ``statement_seconds``). Meanwhile the loops still poll.
         """
+        if not self.listening:
+            return
         dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
         while not stop():
             try:

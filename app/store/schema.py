@@ -26,11 +26,13 @@ def _migrations_dir() -> Path:
     raise RuntimeError("the migrations directory is missing from this installation")
 
 
-def alembic_config(url: str | None = None) -> Config:
+def alembic_config(url: str | None = None, *, pooled: bool = False) -> Config:
+    """Alembic's configuration, for ``url`` (``pooled``: behind a transaction pooler)."""
     config = Config()
     config.set_main_option("script_location", str(_migrations_dir()))
     if url is not None:
         config.attributes["database_url"] = url
+        config.attributes["pooled"] = pooled
     return config
 
 
@@ -63,9 +65,10 @@ async def database_state(engine: AsyncEngine) -> tuple[str | None, bool]:
     return revision, read_only == "on"
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """``alembic upgrade``; safe to run from several processes at once (advisory lock)."""
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head", *, pooled: bool = False) -> None:
+    """``alembic upgrade``; safe to run from several processes at once (an advisory lock
+    held for the migration's one transaction, so also behind a transaction pooler)."""
+    command.upgrade(alembic_config(url, pooled=pooled), revision)
 
 
 def downgrade(url: str, revision: str) -> None:

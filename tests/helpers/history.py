@@ -19,12 +19,13 @@ from app.store import counts
 from app.store.engine import create_engine
 from app.store.tables import callbacks as callbacks_table
 from app.store.tables import deliveries, job_events, jobs, outbox
+from tests.helpers.pooler import POOLED
 from tests.helpers.waiting import FINAL
 
 
 async def rows(database_url: str, statement: sa.Executable) -> list[Any]:
     """``statement``'s rows as mappings, on a connection of its own."""
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, pooled=POOLED)
     try:
         async with engine.connect() as conn:
             return list((await conn.execute(statement)).mappings())
@@ -105,7 +106,7 @@ async def check_history(
 
 async def check_status_counts(database_url: str) -> None:
     """The totals the metrics read equal the tables counted, in one snapshot."""
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, pooled=POOLED)
     try:
         async with engine.connect() as connection:
             conn = await connection.execution_options(isolation_level="REPEATABLE READ")

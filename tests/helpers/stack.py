@@ -21,6 +21,7 @@ from app.simulator import SimulatorSettings, create_simulator_app
 from app.telemetry.tracing import OFF, Tracing
 from app.wiring import create_app
 from tests.helpers.history import rows
+from tests.helpers.pooler import DATABASE_POOLER
 from tests.helpers.servers import free_port, http_client, serve
 
 KEY_ID, SECRET, API_KEY = "flow-ak", "flow-secret", "flow-api-key-0123"
@@ -84,6 +85,7 @@ async def stack(
             # The suite's webhook receivers listen on loopback, which icehook refuses unless
             # admitted (as it is here, explicitly).
             allowed_webhook_nets=(ipaddress.ip_network("127.0.0.0/8"),),
+            database_pooler=DATABASE_POOLER,
         )
         if temporary_credentials:
             settings = dataclasses.replace(
