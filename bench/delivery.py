@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -108,7 +110,27 @@ class Receiver:
 
 
 async def run(args: argparse.Namespace) -> None:
+    data = await measure(args)
+    markdown = summary(data)
+    print(markdown)
+    if not args.no_record:
+        common.write_results("delivery", data, markdown)
+
+
+async def measure(
+    args: argparse.Namespace,
+    *,
+    serves: int = 1,
+    apart: bool = False,
+    during: Callable[[], AbstractAsyncContextManager[None]] | None = None,
+) -> dict[str, Any]:
+    """One run at ``args.rate``: ``serves`` ``serve`` processes share the callbacks (each
+    its share of the rate), without their own workers if ``apart``, beside
+    ``args.workers`` worker processes; ``during`` wraps the callbacks' open loop and the
+    wait for their webhooks (``bench.scale`` measures CPU in it)."""
     count = round(args.rate * args.seconds)
+    if count % serves:
+        raise ValueError(f"{count} jobs do not divide among {serves} serve processes")
     receiver = Receiver()
     receiving = Starlette(
         routes=[
@@ -131,8 +153,8 @@ async def run(args: argparse.Namespace) -> None:
         httpx.AsyncClient(base_url=sim_url, timeout=30, trust_env=False) as sim,
     ):
         facts = await common.machine_facts(database_url, common.command_line("bench.delivery"))
-        port = free_port()
-        api_url = f"http://127.0.0.1:{port}"
+        ports = [free_port() for _ in range(serves)]
+        api_url = f"http://127.0.0.1:{ports[0]}"
         env = common.icehook_env(
             database_url,
             sim_url,
@@ -141,8 +163,10 @@ async def run(args: argparse.Namespace) -> None:
             ICEHOOK_SWEEP_AFTER_SECONDS="3600",
             ICEHOOK_ALLOWED_WEBHOOK_NETS="127.0.0.0/8",
         )
-        await procs.start("icehook", common.icehook("serve", "--port", str(port)), env)
-        await common.wait_http(f"{api_url}/readyz")
+        for n, port in enumerate(ports):
+            argv = common.icehook("serve", "--port", str(port), *(["--no-worker"] * apart))
+            await procs.start(f"serve-{n + 1}", argv, env)
+            await common.wait_http(f"http://127.0.0.1:{port}/readyz")
         for n in range(args.workers):
             await procs.start(f"worker-{n + 1}", common.icehook("worker"), env)
         async with httpx.AsyncClient(
@@ -183,27 +207,35 @@ async def run(args: argparse.Namespace) -> None:
             seconds=args.seconds,
             first_event=FIRST_EVENT,
         )
-        say(f"icehook: {count:,} callbacks at {args.rate:g}/s")
-        due: list[float] = []
-        acks = await load.open_loop(
-            "127.0.0.1",
-            port,
-            targets,
-            rate=args.rate,
-            seconds=args.seconds,
-            first_event=FIRST_EVENT,
-            due_times=due,
-        )
-        await common.wait_until(
-            lambda: _all_arrived(receiver, count), seconds=120, what="every webhook arrived"
-        )
+        say(f"icehook: {count:,} callbacks at {args.rate:g}/s over {serves} serve process(es)")
+        # Serve n gets every serves-th callback, at its share of the rate.
+        shares = [targets[n::serves] for n in range(serves)]
+        dues: list[list[float]] = [[] for _ in range(serves)]
+        async with during() if during else contextlib.nullcontext():
+            loops = await asyncio.gather(
+                *(
+                    load.open_loop(
+                        "127.0.0.1",
+                        port,
+                        shares[n],
+                        rate=args.rate / serves,
+                        seconds=args.seconds,
+                        first_event=FIRST_EVENT,
+                        due_times=dues[n],
+                    )
+                    for n, port in enumerate(ports)
+                )
+            )
+            await common.wait_until(
+                lambda: _all_arrived(receiver, count), seconds=120, what="every webhook arrived"
+            )
+        due = [0.0] * count
+        for n in range(serves):
+            due[n::serves] = dues[n][: len(due[n::serves])]
         latencies = [receiver.arrived[t["job_id"]] - due[n] for n, t in enumerate(truths)]
         waits = await pieces(database_url)
-    data = results(args, facts, count, hop, acks, latencies, receiver) | {"pieces": waits}
-    markdown = summary(data)
-    print(markdown)
-    if not args.no_record:
-        common.write_results("delivery", data, markdown)
+    acks = loops[0] if serves == 1 else load.worst_of(loops)
+    return results(args, facts, count, hop, acks, latencies, receiver) | {"pieces": waits}
 
 
 # Where the time went, from the database's own timestamps (each the start of the

@@ -263,3 +263,20 @@ async def open_loop(
         max_ms=max(latencies, default=0.0) * 1000,
         connections_opened=connections.opened,
     )
+
+
+def worst_of(loops: Sequence[OpenLoop]) -> OpenLoop:
+    """Open loops run side by side (one per server) as one: their requests added up, and
+    each latency figure the worst of theirs (without their raw latencies, a pooled
+    percentile cannot be had; the worst is an upper bound of it)."""
+    return OpenLoop(
+        rate=sum(o.rate for o in loops),
+        seconds=max(o.seconds for o in loops),
+        sent=sum(o.sent for o in loops),
+        ok=sum(o.ok for o in loops),
+        failed=sum(o.failed for o in loops),
+        p50_ms=max(o.p50_ms for o in loops),
+        p99_ms=max(o.p99_ms for o in loops),
+        max_ms=max(o.max_ms for o in loops),
+        connections_opened=sum(o.connections_opened for o in loops),
+    )
