@@ -77,3 +77,35 @@ async def test_a_shared_budget_commits_each_slot_it_takes(engine: AsyncEngine) -
     assert next_at - now > timedelta(seconds=1.5)  # two slots of one second, the second ahead
     assert len(slept) == 1  # the first went at once
     assert slept[0] > 0.5  # the second waited for its slot
+
+
+async def test_callers_waiting_together_reserve_their_slots_in_one_statement(
+    engine: AsyncEngine,
+) -> None:
+    """A hundred calls of one process at once: each gets a slot of its own, one interval
+    after another, and they take only a few statements (one row that every process updates
+    must not be updated once per call)."""
+    statements: list[str] = []
+    sa.event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: statements.append(statement),
+    )
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    fallback = RateLimiter(1000, sleep=sleep)
+    budget = SharedBudget(engine, "ice-read", 1 / INTERVAL, fallback=fallback, sleep=sleep)
+    await asyncio.gather(*(budget.wait() for _ in range(100)))
+    takes = [s for s in statements if "ice_budgets" in s]
+    assert 1 <= len(takes) <= 3
+    # A hundred slots, one interval apart: 99 callers sleep, each a different time.
+    assert len(slept) == 99
+    spacing = [b - a for a, b in zip(sorted(slept), sorted(slept)[1:], strict=False)]
+    assert all(abs(gap - INTERVAL) < 0.05 * INTERVAL for gap in spacing)
+    async with engine.connect() as connection:
+        reserved = (await connection.execute(sa.select(ice_budgets.c.next_at))).scalar_one()
+        now = (await connection.execute(sa.select(sa.func.clock_timestamp()))).scalar_one()
+    assert reserved - now > timedelta(seconds=90 * INTERVAL)
