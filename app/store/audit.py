@@ -135,7 +135,7 @@ async def deliveries(session: AsyncSession, query: DeliveryQuery) -> Page:
         (DELIVERY.c.event_type, query.event_type),
     )
     if query.status is not None:
-        conditions.append(tables.delivery_status_is(query.status))
+        conditions.append(tables.is_literally(DELIVERY.c.status, query.status))
     if query.before_id is not None:
         conditions.append(DELIVERY.c.id < query.before_id)
     statement = _deliveries().where(*conditions).order_by(DELIVERY.c.id.desc())
@@ -176,7 +176,7 @@ async def counts(session: AsyncSession) -> Counts:
     by_status = await status_counts.by_status(session)
     oldest = await session.scalar(
         sa.select(sa.func.min(DELIVERY.c.created_at)).where(
-            tables.delivery_status_is(DeliveryStatus.PENDING)
+            tables.is_literally(DELIVERY.c.status, DeliveryStatus.PENDING)
         )
     )
     unknown = await session.scalar(

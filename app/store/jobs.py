@@ -235,7 +235,10 @@ async def work(
                 judged.c.ice_status,
                 judged.c.traceparent,
             )
-            .where(judged.c.job_id.in_(ids), judged.c.outcome == CallbackOutcome.PENDING)
+            .where(
+                judged.c.job_id.in_(ids),
+                tables.is_literally(judged.c.outcome, CallbackOutcome.PENDING),
+            )
             .order_by(judged.c.id)
         )
         for callback in found.mappings():
@@ -289,5 +292,7 @@ def with_pending_callbacks() -> sa.ColumnElement[bool]:
     """Jobs that have callbacks not yet judged."""
     judged = tables.callbacks
     return JOB.c.id.in_(
-        sa.select(judged.c.job_id).where(judged.c.outcome == CallbackOutcome.PENDING)
+        sa.select(judged.c.job_id).where(
+            tables.is_literally(judged.c.outcome, CallbackOutcome.PENDING)
+        )
     )

@@ -99,7 +99,7 @@ async def delete(session: AsyncSession, subscription_id: uuid.UUID) -> bool:
         sa.update(tables.deliveries)
         .where(
             tables.deliveries.c.subscription_id == subscription_id,
-            tables.delivery_status_is(DeliveryStatus.PENDING),
+            tables.is_literally(tables.deliveries.c.status, DeliveryStatus.PENDING),
         )
         .values(status=DeliveryStatus.DEAD, last_error="the subscription was deleted")
     )

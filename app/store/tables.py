@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, UUID
@@ -261,12 +262,12 @@ deliveries = sa.Table(
 )
 
 
-def delivery_status_is(status: DeliveryStatus) -> sa.ColumnElement[bool]:
-    """``deliveries.status = '<status>'`` with the status written into the statement, not
-    sent as a parameter: PostgreSQL uses a partial index (pending or dead only) only when
-    the statement's own text implies its condition, which a cached plan for a parameter
-    cannot."""
-    return deliveries.c.status == sa.literal(status.value, sa.Text, literal_execute=True)
+def is_literally(column: sa.Column[Any], value: enum.StrEnum) -> sa.ColumnElement[bool]:
+    """``column = '<value>'`` with the value written into the statement, not sent as a
+    parameter: PostgreSQL uses a partial index (pending deliveries or callbacks, dead
+    deliveries) only when the statement's own text implies its condition, which a cached
+    generic plan for a parameter cannot."""
+    return column == sa.literal(value.value, sa.Text, literal_execute=True)
 
 
 delivery_attempts = sa.Table(
