@@ -17,20 +17,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from app.core import values
+from app.core.access import ApiKey
 from app.core.errors import ConfigError
 from app.core.values import IpNetwork as IpNetwork  # re-exported: the settings' type
 
 DEFAULT_RETRY_SCHEDULE = (
-    5.0,
-    30.0,
-    120.0,
-    600.0,
-    1800.0,
-    3600.0,
-    10800.0,
-    21600.0,
-    43200.0,
-    86400.0,
+    *(5.0, 30.0, 120.0, 600.0, 1800.0),
+    *(3600.0, 10800.0, 21600.0, 43200.0, 86400.0),
 )
 
 
@@ -40,7 +33,7 @@ class Settings:
     data_dir: Path = Path(".icehook")
     # None: `serve` uses the address it listens on (http://127.0.0.1:8000 by default).
     public_url: str | None = None
-    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    api_keys: tuple[ApiKey, ...] = field(default=(), repr=False)
     ice_region: str = "cn-shanghai"
     ice_endpoint: str = "https://ice.cn-shanghai.aliyuncs.com"  # follows ice_region if unset
     access_key_id: str | None = field(default=None, repr=False)
@@ -224,9 +217,9 @@ VARIABLES = (
         "ICEHOOK_API_KEYS",
         "api_keys",
         values.api_keys,
-        f"comma-separated bearer keys for the `/v1` API, each at least {values.API_KEY_MIN_LENGTH} "
-        "characters; required by `serve` (with `--simulate` a key is generated and printed "
-        "when unset)",
+        "comma-separated bearer keys, each `role:key` (role `admin`, `read` or `metrics`; "
+        f"docs/api.md) or a bare admin key, at least {values.API_KEY_MIN_LENGTH} characters; "
+        "required by `serve` (`--simulate` generates and prints an admin key when unset)",
         secret=True,
     ),
     Variable("ICEHOOK_ICE_REGION", "ice_region", values.region, "ICE region"),

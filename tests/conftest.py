@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.core.access import ApiKey, Role
 from app.settings import Settings
 from app.store import embedded, schema
 from app.store.engine import create_engine, create_sessionmaker
@@ -111,7 +112,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         Settings(),
         database_url=database_url,
         data_dir=tmp_path / "data",
-        api_keys=("test-key",),
+        api_keys=(ApiKey(Role.ADMIN, "test-key"),),
         access_key_id="test-ak",
         access_key_secret="test-secret",
         database_pooler=pooler.DATABASE_POOLER,

@@ -33,6 +33,7 @@ from app.cli.servers import (
     url_of,
     url_of_host,
 )
+from app.core.access import ApiKey, Role
 from app.core.errors import ApiError, ConfigError, IceError, ValidationError
 from app.core.retention import Purgeable
 from app.core.values import parse_positive
@@ -208,7 +209,7 @@ def _serve_traced(args: argparse.Namespace, settings: Settings, tracing: Tracing
         print(f"icehook: ICE simulator at {url_of(sim_socket)}", file=sys.stderr)
         if not settings.api_keys:
             key = new_api_key()
-            settings = dataclasses.replace(settings, api_keys=(key,))
+            settings = dataclasses.replace(settings, api_keys=(ApiKey(Role.ADMIN, key),))
             print(f"icehook: generated API key for this run: {key}", file=sys.stderr)
     else:
         _require_ice_credentials(settings)

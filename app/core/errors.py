@@ -6,6 +6,7 @@
     ├── ConfigError                  a setting is wrong; the program stops at start (exit 2)
     ├── ApiError                     answered to an HTTP client as {"error": {code, message}}
     │   ├── BadRequest          400
+    │   ├── Forbidden           403  the API key's role does not allow it
     │   ├── NotFound            404
     │   ├── Conflict            409
     │   ├── PayloadTooLarge     413
@@ -54,6 +55,11 @@ class ApiError(IcehookError):
 class BadRequest(ApiError):
     status = 400
     code = "bad_request"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(ApiError):

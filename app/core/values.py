@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.core.access import ApiKey, parse_api_key
 from app.core.parsing import natural
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -46,13 +47,13 @@ def keys(raw: str) -> tuple[str, ...]:
     return keys
 
 
-def api_keys(raw: str) -> tuple[str, ...]:
-    found = keys(raw)
+def api_keys(raw: str) -> tuple[ApiKey, ...]:
+    found = tuple(parse_api_key(entry) for entry in keys(raw))
     for key in found:
-        if len(key) < API_KEY_MIN_LENGTH:
+        if len(key.secret) < API_KEY_MIN_LENGTH:
             # Not the key itself: this line goes to the terminal and the logs.
             raise ValueError(
-                f"a key of {len(key)} characters is too easy to guess; use at least "
+                f"a key of {len(key.secret)} characters is too easy to guess; use at least "
                 f"{API_KEY_MIN_LENGTH}, e.g. {GENERATE_KEY}"
             )
     return found

@@ -1,8 +1,8 @@
 """The Starlette app of the HTTP API, put together from its resources' routes.
 
-Every ``/v1`` route, and ``/metrics``, needs ``Authorization: Bearer <key>``
-(``middleware.ApiKeys``). ICE's callbacks arrive at ``/callbacks/ice/{token}``, outside
-``/v1``: the token in the path is their credential. Every answer carries ``X-Request-ID``
+Every ``/v1`` route, and ``/metrics``, needs ``Authorization: Bearer <key>`` of a role
+that grants it (``middleware.ApiKeys``, ``core.access``). ICE's callbacks arrive at
+``/callbacks/ice/{token}``, outside ``/v1``: the token in the path is their credential. Every answer carries ``X-Request-ID``
 (``middleware.RequestIds``); with tracing on, each request is a span that carries it too
 (``middleware.TracedRequests``). An error anywhere is answered as JSON (``errors``). There
 are no trailing-slash redirects: Starlette would build their address from the request's
@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Lifespan
 
+from app.core.access import ApiKey, Role
 from app.http import errors, openapi
 from app.http.middleware import ApiKeys, RequestIds, TracedRequests
 from app.http.openapi import Text, operation
@@ -68,20 +69,21 @@ def create_http_app(
     jobs: JobRoutes,
     subscriptions: SubscriptionRoutes,
     deliveries: DeliveryRoutes,
-    api_keys: Sequence[str],
+    api_keys: Sequence[ApiKey],
     lifespan: Lifespan[Starlette] | None = None,
     tracing: Tracing = OFF,
 ) -> Starlette:
     """The app serving these resources, behind ``api_keys``; with ``tracing`` on, a span
     for each request."""
     keys = [Middleware(ApiKeys, keys=api_keys)]
+    metrics_keys = [Middleware(ApiKeys, keys=api_keys, role=Role.METRICS)]
     v1 = [*jobs.routes(), *subscriptions.routes(), *callbacks.v1_routes(), *deliveries.routes()]
     routes: list[BaseRoute] = []
     routes += [
         *callbacks.ice_routes(),  # first: the busiest
         *service.routes(),
         *DescriptionRoutes(lambda: routes).routes(),
-        Route("/metrics", service.metrics, methods=["GET"], middleware=keys),
+        Route("/metrics", service.metrics, methods=["GET"], middleware=metrics_keys),
         Mount("/v1", app=Router(v1, redirect_slashes=False), middleware=keys),
     ]
     spans = []
@@ -97,11 +99,11 @@ def create_http_app(
 
 
 def create_health_app(
-    service: ServiceRoutes, api_keys: Sequence[str], *, lifespan: Lifespan[Starlette]
+    service: ServiceRoutes, api_keys: Sequence[ApiKey], *, lifespan: Lifespan[Starlette]
 ) -> Starlette:
     """A process's health and metrics alone (``icehook worker --port``): ``/healthz``,
     ``/readyz``, and ``/metrics`` behind ``api_keys``."""
-    keys = [Middleware(ApiKeys, keys=api_keys)]
+    keys = [Middleware(ApiKeys, keys=api_keys, role=Role.METRICS)]
     routes = [
         *service.routes(),
         Route("/metrics", service.metrics, methods=["GET"], middleware=keys),

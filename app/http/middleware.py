@@ -8,7 +8,8 @@ plain token, else a new one. It answers the id in ``X-Request-ID`` and puts it i
 ``telemetry.logs.REQUEST_ID``, so that every log line of the request carries it, and on
 the request's span (``icehook.request_id``).
 
-``ApiKeys`` refuses any request without one of the configured bearer keys.
+``ApiKeys`` refuses any request without one of the configured bearer keys (401), or whose
+key's role does not grant it (403).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.access import ApiKey, Role, grants, role_needed
 from app.core.errors import error_body
 from app.telemetry.logs import REQUEST_ID
 
@@ -100,29 +102,49 @@ def new_api_key() -> str:
 
 class ApiKeys:
     """Refuses any request without one of ``keys`` as its bearer token (compared in constant
-    time, by digest, against every key)."""
+    time, by digest, against every key), and any whose key's role does not grant what the
+    request needs: ``role`` when given, else what its method needs (``access.role_needed``).
+    """
 
-    def __init__(self, app: ASGIApp, keys: Sequence[str]) -> None:
+    def __init__(self, app: ASGIApp, keys: Sequence[ApiKey], role: Role | None = None) -> None:
         self.app = app
-        self._digests = [hashlib.sha256(key.encode()).digest() for key in keys]
+        self._digests = [(hashlib.sha256(key.secret.encode()).digest(), key.role) for key in keys]
+        self._role = role
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._allowed(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held = key_role(scope["headers"], self._digests)
+        needed = role_needed(scope["method"], self._role)
+        if held is None:
             response = JSONResponse(
                 error_body("unauthorized", "send Authorization: Bearer <one of ICEHOOK_API_KEYS>"),
                 status_code=401,
                 headers={"www-authenticate": "Bearer"},
             )
-            await response(scope, receive, send)
+        elif not grants(held, needed):
+            response = JSONResponse(
+                error_body("forbidden", f"this key's role is {held}; this needs {needed}"),
+                status_code=403,
+            )
+        else:
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await response(scope, receive, send)
 
-    def _allowed(self, scope: Scope) -> bool:
-        headers = dict(scope["headers"])
-        scheme, _, given = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            return False
-        digest = hashlib.sha256(given.strip().encode()).digest()
-        # Compare with every key, so timing says nothing about which matched.
-        matches = [hmac.compare_digest(digest, known) for known in self._digests]
-        return any(matches)
+
+def key_role(
+    headers: Sequence[tuple[bytes, bytes]], digests: Sequence[tuple[bytes, Role]]
+) -> Role | None:
+    """The role of the key a request's ``Authorization: Bearer`` names, or None."""
+    scheme, _, given = dict(headers).get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return None
+    digest = hashlib.sha256(given.strip().encode()).digest()
+    # Compare with every key, so timing says nothing about which matched.
+    found = None
+    for known, role in digests:
+        if hmac.compare_digest(digest, known):
+            found = role
+    return found

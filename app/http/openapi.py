@@ -6,7 +6,9 @@ the shapes of ``http.contracts`` (the same TypedDicts the parsers and serialiser
 operation, with JSON Schema made by pydantic. A route without a declaration is an error, so
 the description cannot leave one out.
 
+Each operation that needs a key names its role in ``x-icehook-role`` and its description.
 The errors an operation can answer follow from its declaration: 401 unless it is public,
+403 too (a key whose role does not grant it),
 404 with path parameters, 422 with query parameters or a body, 413 with a body, 503 when it
 reads the database. ``/docs`` is Swagger UI, loaded from a CDN at a pinned version with
 subresource integrity, so the browser refuses any other code.
@@ -25,13 +27,17 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 from starlette.routing import BaseRoute, Mount, Route
 
+from app.core.access import Role, role_needed
 from app.http.contracts.errors import Error
 from app.http.contracts.subscriptions import WebhookEvent
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+# Each operation's role: what a key needs for it (docs/api.md, "Keys and roles").
+ROLE_EXTENSION = "x-icehook-role"
 
 ERRORS = {
     401: "no valid API key: send Authorization: Bearer <key>",
+    403: "the API key's role does not grant this operation",
     404: "there is no such resource",
     409: "not possible now; the message says why",
     413: "the body is too large",
@@ -76,6 +82,7 @@ class Operation:
     public: bool = False  # served without an API key
     database: bool = True  # reads or writes the database (so may answer 503)
     errors: tuple[int, ...] = ()  # more error statuses than the declaration implies
+    role: Role | None = None  # the role it needs; None: access.role_needed by its method
 
 
 OPERATIONS: dict[Callable[..., Any], Operation] = {}
@@ -91,12 +98,13 @@ def operation(
     public: bool = False,
     database: bool = True,
     errors: tuple[int, ...] = (),
+    role: Role | None = None,
 ) -> Callable[[Endpoint], Endpoint]:
     """Declares what an endpoint takes and answers, for ``document``."""
 
     def declare(endpoint: Endpoint) -> Endpoint:
         OPERATIONS[endpoint] = Operation(
-            responses, query, headers, body, dict(path or {}), public, database, errors
+            responses, query, headers, body, dict(path or {}), public, database, errors, role
         )
         return endpoint
 
@@ -112,7 +120,7 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         if declared is None:
             raise LookupError(f"{method} {path} ({endpoint.__name__}) has no @operation")
         paths.setdefault(path, {})[method.lower()] = _operation(
-            path, endpoint, declared, schemas_of
+            path, method, endpoint, declared, schemas_of
         )
     webhook = schemas_of.ref(WebhookEvent, "serialization")
     webhooks = {
@@ -156,7 +164,11 @@ def _walk(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, 
 
 
 def _operation(
-    path: str, endpoint: Callable[..., Any], declared: Operation, schemas_of: _Schemas
+    path: str,
+    method: str,
+    endpoint: Callable[..., Any],
+    declared: Operation,
+    schemas_of: _Schemas,
 ) -> dict[str, Any]:
     summary, _, description = (inspect.getdoc(endpoint) or endpoint.__name__).partition("\n")
     names = re.findall(r"{(\w+)}", path)
@@ -179,6 +191,11 @@ def _operation(
         "tags": [_tag(path)],
         "security": [] if declared.public else [{"bearer": []}],
     }
+    if not declared.public:
+        role = role_needed(method, declared.role)
+        result[ROLE_EXTENSION] = role.value
+        needs = "`admin`" if role is Role.ADMIN else f"`{role}` or `admin`"
+        description = f"{description.strip()}\n\nRole: {needs}."
     if description.strip():
         result["description"] = description.strip()
     if parameters:
@@ -191,6 +208,7 @@ def _operation(
         responses[str(status)] = _response(status, shape, schemas_of)
     implied = {
         401: not declared.public,
+        403: not declared.public,
         404: bool(names),
         413: declared.body is not None,
         422: any(p is not None for p in (declared.query, declared.headers, declared.body)),

@@ -140,7 +140,7 @@ def protect_settings(settings: Settings) -> None:
     password = urlsplit(settings.database_url).password if settings.database_url else None
     password = unquote(password) if password else None
     protect(
-        *settings.api_keys,
+        *(key.secret for key in settings.api_keys),
         *settings.callback_auth_keys,
         settings.access_key_secret,
         settings.security_token,

@@ -55,7 +55,7 @@ async def test_unknown_route_and_method_use_the_error_shape(settings: Settings) 
 
 async def test_losing_the_database_is_503_with_retry_after(settings: Settings) -> None:
     gone = dataclasses.replace(settings, database_url="postgresql://nobody@127.0.0.1:9/none")
-    key = settings.api_keys[0]
+    key = settings.api_keys[0].secret
     async with serve(create_app(gone)) as url, http_client(base_url=url) as client:
         callback = await client.post("/callbacks/ice/some-token", content=b"{}")
         listing = await client.get("/v1/jobs", headers={"authorization": f"Bearer {key}"})

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from app.core.access import ApiKey, Role
 from app.settings import Settings
 from app.simulator import SimulatorSettings, create_simulator_app
 from app.telemetry.tracing import OFF, Tracing
@@ -77,7 +78,7 @@ async def stack(
         settings = Settings(
             database_url=database_url,
             public_url=f"http://127.0.0.1:{port}",
-            api_keys=(API_KEY,),
+            api_keys=(ApiKey(Role.ADMIN, API_KEY),),
             ice_endpoint=sim_url,
             access_key_id=KEY_ID,
             access_key_secret=SECRET,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.access import ApiKey, Role
 from app.settings import Settings
 from app.telemetry import logs
 from app.telemetry.logs import Redactor
@@ -22,7 +23,7 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         database_url="postgresql://icehook:db-password@db:5432/icehook",
         data_dir=tmp_path,
-        api_keys=("test-key-0123456789",),
+        api_keys=(ApiKey(Role.READ, "test-key-0123456789"),),
         access_key_id="test-ak",
         access_key_secret="test-secret",
     )
@@ -93,7 +94,7 @@ def test_a_line_is_one_json_object_with_the_request_id_and_a_redacted_traceback(
     logs.protect_settings(
         dataclasses.replace(
             settings,
-            api_keys=("sekrit-api-key",),
+            api_keys=(ApiKey(Role.ADMIN, "sekrit-api-key"),),
             database_url="postgresql://u:db-pass-word@h/d",
         )
     )

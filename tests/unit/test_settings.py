@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.access import ApiKey, Role
 from app.core.errors import ConfigError
 from app.settings import (
     DEFAULT_RETRY_SCHEDULE,
@@ -44,7 +45,7 @@ def test_values_are_parsed() -> None:
         }
     )
     assert settings.public_url == "https://hooks.example.com"
-    assert settings.api_keys == ("key-a-0123456789", "key-b-0123456789")
+    assert [key.secret for key in settings.api_keys] == ["key-a-0123456789", "key-b-0123456789"]
     assert settings.ice_endpoint == "https://ice.ap-southeast-1.aliyuncs.com"
     assert settings.callback_auth_keys == ("Old123", "New456")
     assert settings.sweep_after_seconds == 2.5
@@ -130,7 +131,10 @@ def test_a_secret_may_come_from_a_file(tmp_path: Path) -> None:
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET_FILE": str(secret),
         }
     )
-    assert settings.api_keys == ("from-a-file-0123456789", "other-key-0123456789")
+    assert settings.api_keys == (
+        ApiKey(Role.ADMIN, "from-a-file-0123456789"),
+        ApiKey(Role.ADMIN, "other-key-0123456789"),
+    )
     assert settings.access_key_secret == "sk-from-file"
 
 
@@ -184,3 +188,33 @@ def test_the_secret_variables_are_the_documented_ones() -> None:
         "ALIBABA_CLOUD_SECURITY_TOKEN",
         "ICEHOOK_CALLBACK_AUTH_KEYS",
     }
+
+
+def test_api_keys_carry_roles_and_a_bare_key_is_admin() -> None:
+    settings = Settings.from_env(
+        {
+            "ICEHOOK_API_KEYS": "bare-key-0123456789, read:reader-0123456789,"
+            "metrics:scraper-0123456789,admin:bosses-0123456789"
+        }
+    )
+    assert settings.api_keys == (
+        ApiKey(Role.ADMIN, "bare-key-0123456789"),
+        ApiKey(Role.READ, "reader-0123456789"),
+        ApiKey(Role.METRICS, "scraper-0123456789"),
+        ApiKey(Role.ADMIN, "bosses-0123456789"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ("raed:reader-0123456789", "names the role 'raed'; roles are admin, read, metrics"),
+        ("read:short", "a key of 5 characters is too easy to guess"),
+    ],
+)
+def test_a_bad_api_key_entry_is_named_without_the_key(entry: str, says: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"ICEHOOK_API_KEYS": entry})
+    assert says in str(raised.value)
+    assert "reader-0123456789" not in str(raised.value)
+    assert "short" not in str(raised.value).replace("too", "")

@@ -8,6 +8,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
+from app.core.access import ApiKey, Role
 from app.core.errors import IcehookError
 from app.http.middleware import new_api_key
 from app.settings import Settings
@@ -103,7 +104,7 @@ def service_settings(settings: Settings, setup: Setup) -> Settings:
     return dataclasses.replace(
         settings,
         public_url=setup.api_url,
-        api_keys=(setup.api_key,),
+        api_keys=(ApiKey(Role.ADMIN, setup.api_key),),
         ice_endpoint=setup.simulator_url,
         access_key_id=setup.access_key_id,
         access_key_secret=setup.access_key_secret,

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.core.access import Role
 from app.core.health import Health
 from app.flows.gauges import DatabaseGauges
 from app.http.contracts.common import Health as Liveness
@@ -63,7 +64,7 @@ class ServiceRoutes:
             return _not_ready(f"schema at {revision or 'nothing'}, expected {self.schema_head}")
         return JSONResponse({"status": "ready", "schema": revision})
 
-    @operation({200: Text("text/plain")})
+    @operation({200: Text("text/plain")}, role=Role.METRICS)
     async def metrics(self, request: Request) -> Response:
         """Prometheus' text format (behind the API key, as a bearer token)."""
         if self.database_gauges is not None:

@@ -56,6 +56,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 409:
         response_409 = Error.from_dict(response.json())
 
@@ -101,6 +106,8 @@ def sync_detailed(
 ) -> Response[Error | Job]:
     """Submit one SubmitSceneBatchEditingJob (answered as a job submission is).
 
+     Role: `admin`.
+
     Args:
         idempotency_key (str | Unset):
         body (BatchSubmission): ``SubmitSceneBatchEditingJob``'s parameters, by ICE's names.
@@ -133,6 +140,8 @@ def sync(
 ) -> Error | Job | None:
     """Submit one SubmitSceneBatchEditingJob (answered as a job submission is).
 
+     Role: `admin`.
+
     Args:
         idempotency_key (str | Unset):
         body (BatchSubmission): ``SubmitSceneBatchEditingJob``'s parameters, by ICE's names.
@@ -159,6 +168,8 @@ async def asyncio_detailed(
     idempotency_key: str | Unset = UNSET,
 ) -> Response[Error | Job]:
     """Submit one SubmitSceneBatchEditingJob (answered as a job submission is).
+
+     Role: `admin`.
 
     Args:
         idempotency_key (str | Unset):
@@ -189,6 +200,8 @@ async def asyncio(
     idempotency_key: str | Unset = UNSET,
 ) -> Error | Job | None:
     """Submit one SubmitSceneBatchEditingJob (answered as a job submission is).
+
+     Role: `admin`.
 
     Args:
         idempotency_key (str | Unset):

@@ -38,6 +38,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Error.from_dict(response.json())
 
@@ -72,6 +77,8 @@ def sync_detailed(
 ) -> Response[Batch | Error]:
     """One batch with its sub-jobs.
 
+     Role: `read` or `admin`.
+
     Args:
         id (str):
 
@@ -101,6 +108,8 @@ def sync(
 ) -> Batch | Error | None:
     """One batch with its sub-jobs.
 
+     Role: `read` or `admin`.
+
     Args:
         id (str):
 
@@ -124,6 +133,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
 ) -> Response[Batch | Error]:
     """One batch with its sub-jobs.
+
+     Role: `read` or `admin`.
 
     Args:
         id (str):
@@ -151,6 +162,8 @@ async def asyncio(
     client: AuthenticatedClient,
 ) -> Batch | Error | None:
     """One batch with its sub-jobs.
+
+     Role: `read` or `admin`.
 
     Args:
         id (str):

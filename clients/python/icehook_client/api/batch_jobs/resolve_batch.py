@@ -52,6 +52,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Error.from_dict(response.json())
 
@@ -106,6 +111,8 @@ def sync_detailed(
     too (the sweeper then looks for it). 409 unless its fate is unknown, or while a
     worker is asking ICE about it.
 
+    Role: `admin`.
+
     Args:
         id (str):
         body (Resolve): An operator's choice for a submission whose fate is unknown.
@@ -142,6 +149,8 @@ def sync(
     too (the sweeper then looks for it). 409 unless its fate is unknown, or while a
     worker is asking ICE about it.
 
+    Role: `admin`.
+
     Args:
         id (str):
         body (Resolve): An operator's choice for a submission whose fate is unknown.
@@ -172,6 +181,8 @@ async def asyncio_detailed(
      is recorded in the event it makes; 202 if ICE's answer to the resubmission was lost
     too (the sweeper then looks for it). 409 unless its fate is unknown, or while a
     worker is asking ICE about it.
+
+    Role: `admin`.
 
     Args:
         id (str):
@@ -206,6 +217,8 @@ async def asyncio(
      is recorded in the event it makes; 202 if ICE's answer to the resubmission was lost
     too (the sweeper then looks for it). 409 unless its fate is unknown, or while a
     worker is asking ICE about it.
+
+    Role: `admin`.
 
     Args:
         id (str):

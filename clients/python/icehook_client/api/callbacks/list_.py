@@ -74,6 +74,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 422:
         response_422 = Error.from_dict(response.json())
 
@@ -112,6 +117,8 @@ def sync_detailed(
     received_before: datetime.datetime | Unset = UNSET,
 ) -> Response[CallbackPage | Error]:
     """Every received callback, rejected and unmatched ones too; newest first.
+
+     Role: `read` or `admin`.
 
     Args:
         limit (int | Unset):
@@ -157,6 +164,8 @@ def sync(
 ) -> CallbackPage | Error | None:
     """Every received callback, rejected and unmatched ones too; newest first.
 
+     Role: `read` or `admin`.
+
     Args:
         limit (int | Unset):
         cursor (str | Unset):
@@ -195,6 +204,8 @@ async def asyncio_detailed(
     received_before: datetime.datetime | Unset = UNSET,
 ) -> Response[CallbackPage | Error]:
     """Every received callback, rejected and unmatched ones too; newest first.
+
+     Role: `read` or `admin`.
 
     Args:
         limit (int | Unset):
@@ -237,6 +248,8 @@ async def asyncio(
     received_before: datetime.datetime | Unset = UNSET,
 ) -> CallbackPage | Error | None:
     """Every received callback, rejected and unmatched ones too; newest first.
+
+     Role: `read` or `admin`.
 
     Args:
         limit (int | Unset):

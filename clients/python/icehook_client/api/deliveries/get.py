@@ -38,6 +38,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Error.from_dict(response.json())
 
@@ -72,6 +77,8 @@ def sync_detailed(
 ) -> Response[DeliveryDetail | Error]:
     """One delivery with every attempt.
 
+     Role: `read` or `admin`.
+
     Args:
         id (int):
 
@@ -101,6 +108,8 @@ def sync(
 ) -> DeliveryDetail | Error | None:
     """One delivery with every attempt.
 
+     Role: `read` or `admin`.
+
     Args:
         id (int):
 
@@ -124,6 +133,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
 ) -> Response[DeliveryDetail | Error]:
     """One delivery with every attempt.
+
+     Role: `read` or `admin`.
 
     Args:
         id (int):
@@ -151,6 +162,8 @@ async def asyncio(
     client: AuthenticatedClient,
 ) -> DeliveryDetail | Error | None:
     """One delivery with every attempt.
+
+     Role: `read` or `admin`.
 
     Args:
         id (int):

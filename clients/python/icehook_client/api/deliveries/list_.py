@@ -75,6 +75,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 422:
         response_422 = Error.from_dict(response.json())
 
@@ -113,6 +118,8 @@ def sync_detailed(
     event_type: ListEventType | Unset = UNSET,
 ) -> Response[DeliveryPage | Error]:
     """Webhook deliveries, newest first, a page at a time.
+
+     Role: `read` or `admin`.
 
     Args:
         limit (int | Unset):
@@ -158,6 +165,8 @@ def sync(
 ) -> DeliveryPage | Error | None:
     """Webhook deliveries, newest first, a page at a time.
 
+     Role: `read` or `admin`.
+
     Args:
         limit (int | Unset):
         cursor (str | Unset):
@@ -196,6 +205,8 @@ async def asyncio_detailed(
     event_type: ListEventType | Unset = UNSET,
 ) -> Response[DeliveryPage | Error]:
     """Webhook deliveries, newest first, a page at a time.
+
+     Role: `read` or `admin`.
 
     Args:
         limit (int | Unset):
@@ -238,6 +249,8 @@ async def asyncio(
     event_type: ListEventType | Unset = UNSET,
 ) -> DeliveryPage | Error | None:
     """Webhook deliveries, newest first, a page at a time.
+
+     Role: `read` or `admin`.
 
     Args:
         limit (int | Unset):

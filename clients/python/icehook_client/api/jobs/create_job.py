@@ -56,6 +56,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 409:
         response_409 = Error.from_dict(response.json())
 
@@ -104,6 +109,8 @@ def sync_detailed(
      201 with the job; 202 while ICE's answer is not known yet (the sweeper settles it);
     200 for a repeated Idempotency-Key with the same body.
 
+    Role: `admin`.
+
     Args:
         idempotency_key (str | Unset):
         body (JobSubmission): ``SubmitMediaProducingJob``'s parameters, by ICE's names: exactly
@@ -141,6 +148,8 @@ def sync(
      201 with the job; 202 while ICE's answer is not known yet (the sweeper settles it);
     200 for a repeated Idempotency-Key with the same body.
 
+    Role: `admin`.
+
     Args:
         idempotency_key (str | Unset):
         body (JobSubmission): ``SubmitMediaProducingJob``'s parameters, by ICE's names: exactly
@@ -172,6 +181,8 @@ async def asyncio_detailed(
 
      201 with the job; 202 while ICE's answer is not known yet (the sweeper settles it);
     200 for a repeated Idempotency-Key with the same body.
+
+    Role: `admin`.
 
     Args:
         idempotency_key (str | Unset):
@@ -207,6 +218,8 @@ async def asyncio(
 
      201 with the job; 202 while ICE's answer is not known yet (the sweeper settles it);
     200 for a repeated Idempotency-Key with the same body.
+
+    Role: `admin`.
 
     Args:
         idempotency_key (str | Unset):

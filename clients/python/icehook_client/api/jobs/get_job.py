@@ -38,6 +38,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Error.from_dict(response.json())
 
@@ -74,6 +79,8 @@ def sync_detailed(
 
      how it was judged) and its deliveries, each oldest first.
 
+    Role: `read` or `admin`.
+
     Args:
         id (str):
 
@@ -105,6 +112,8 @@ def sync(
 
      how it was judged) and its deliveries, each oldest first.
 
+    Role: `read` or `admin`.
+
     Args:
         id (str):
 
@@ -130,6 +139,8 @@ async def asyncio_detailed(
     """One job with its timeline: its events, the callbacks received for it (each with
 
      how it was judged) and its deliveries, each oldest first.
+
+    Role: `read` or `admin`.
 
     Args:
         id (str):
@@ -159,6 +170,8 @@ async def asyncio(
     """One job with its timeline: its events, the callbacks received for it (each with
 
      how it was judged) and its deliveries, each oldest first.
+
+    Role: `read` or `admin`.
 
     Args:
         id (str):

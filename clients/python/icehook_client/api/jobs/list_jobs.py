@@ -80,6 +80,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 422:
         response_422 = Error.from_dict(response.json())
 
@@ -120,6 +125,8 @@ def sync_detailed(
     created_before: datetime.datetime | Unset = UNSET,
 ) -> Response[Error | JobPage]:
     """Jobs, newest first, a page at a time.
+
+     Role: `read` or `admin`.
 
     Args:
         limit (int | Unset):
@@ -171,6 +178,8 @@ def sync(
 ) -> Error | JobPage | None:
     """Jobs, newest first, a page at a time.
 
+     Role: `read` or `admin`.
+
     Args:
         limit (int | Unset):
         cursor (str | Unset):
@@ -215,6 +224,8 @@ async def asyncio_detailed(
     created_before: datetime.datetime | Unset = UNSET,
 ) -> Response[Error | JobPage]:
     """Jobs, newest first, a page at a time.
+
+     Role: `read` or `admin`.
 
     Args:
         limit (int | Unset):
@@ -263,6 +274,8 @@ async def asyncio(
     created_before: datetime.datetime | Unset = UNSET,
 ) -> Error | JobPage | None:
     """Jobs, newest first, a page at a time.
+
+     Role: `read` or `admin`.
 
     Args:
         limit (int | Unset):

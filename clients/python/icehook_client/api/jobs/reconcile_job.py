@@ -38,6 +38,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Error.from_dict(response.json())
 
@@ -77,6 +82,8 @@ def sync_detailed(
 ) -> Response[Error | Job]:
     """Ask ICE now and apply the answer.
 
+     Role: `admin`.
+
     Args:
         id (str):
 
@@ -106,6 +113,8 @@ def sync(
 ) -> Error | Job | None:
     """Ask ICE now and apply the answer.
 
+     Role: `admin`.
+
     Args:
         id (str):
 
@@ -129,6 +138,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
 ) -> Response[Error | Job]:
     """Ask ICE now and apply the answer.
+
+     Role: `admin`.
 
     Args:
         id (str):
@@ -156,6 +167,8 @@ async def asyncio(
     client: AuthenticatedClient,
 ) -> Error | Job | None:
     """Ask ICE now and apply the answer.
+
+     Role: `admin`.
 
     Args:
         id (str):

@@ -31,6 +31,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 503:
         response_503 = Error.from_dict(response.json())
 
@@ -59,6 +64,8 @@ def sync_detailed(
 ) -> Response[Error | str]:
     """Prometheus' text format (behind the API key, as a bearer token).
 
+     Role: `metrics` or `admin`.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -82,6 +89,8 @@ def sync(
 ) -> Error | str | None:
     """Prometheus' text format (behind the API key, as a bearer token).
 
+     Role: `metrics` or `admin`.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -100,6 +109,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
 ) -> Response[Error | str]:
     """Prometheus' text format (behind the API key, as a bearer token).
+
+     Role: `metrics` or `admin`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -121,6 +132,8 @@ async def asyncio(
     client: AuthenticatedClient,
 ) -> Error | str | None:
     """Prometheus' text format (behind the API key, as a bearer token).
+
+     Role: `metrics` or `admin`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -43,6 +43,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 413:
         response_413 = Error.from_dict(response.json())
 
@@ -82,6 +87,8 @@ def sync_detailed(
 ) -> Response[CreatedSubscription | Error]:
     """201 with the subscription and its ``secret``, which is never shown again.
 
+     Role: `admin`.
+
     Args:
         body (NewSubscription): ``POST /v1/subscriptions``.
 
@@ -111,6 +118,8 @@ def sync(
 ) -> CreatedSubscription | Error | None:
     """201 with the subscription and its ``secret``, which is never shown again.
 
+     Role: `admin`.
+
     Args:
         body (NewSubscription): ``POST /v1/subscriptions``.
 
@@ -134,6 +143,8 @@ async def asyncio_detailed(
     body: NewSubscription,
 ) -> Response[CreatedSubscription | Error]:
     """201 with the subscription and its ``secret``, which is never shown again.
+
+     Role: `admin`.
 
     Args:
         body (NewSubscription): ``POST /v1/subscriptions``.
@@ -161,6 +172,8 @@ async def asyncio(
     body: NewSubscription,
 ) -> CreatedSubscription | Error | None:
     """201 with the subscription and its ``secret``, which is never shown again.
+
+     Role: `admin`.
 
     Args:
         body (NewSubscription): ``POST /v1/subscriptions``.

@@ -37,6 +37,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Error.from_dict(response.json())
 
@@ -71,6 +76,8 @@ def sync_detailed(
 ) -> Response[Any | Error]:
     """204; the subscription's undelivered events are marked dead (its history is kept).
 
+     Role: `admin`.
+
     Args:
         id (UUID):
 
@@ -100,6 +107,8 @@ def sync(
 ) -> Any | Error | None:
     """204; the subscription's undelivered events are marked dead (its history is kept).
 
+     Role: `admin`.
+
     Args:
         id (UUID):
 
@@ -123,6 +132,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
 ) -> Response[Any | Error]:
     """204; the subscription's undelivered events are marked dead (its history is kept).
+
+     Role: `admin`.
 
     Args:
         id (UUID):
@@ -150,6 +161,8 @@ async def asyncio(
     client: AuthenticatedClient,
 ) -> Any | Error | None:
     """204; the subscription's undelivered events are marked dead (its history is kept).
+
+     Role: `admin`.
 
     Args:
         id (UUID):

@@ -39,6 +39,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Error.from_dict(response.json())
 
@@ -73,6 +78,8 @@ def sync_detailed(
 ) -> Response[Error | Subscription]:
     """One subscription.
 
+     Role: `read` or `admin`.
+
     Args:
         id (UUID):
 
@@ -102,6 +109,8 @@ def sync(
 ) -> Error | Subscription | None:
     """One subscription.
 
+     Role: `read` or `admin`.
+
     Args:
         id (UUID):
 
@@ -125,6 +134,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
 ) -> Response[Error | Subscription]:
     """One subscription.
+
+     Role: `read` or `admin`.
 
     Args:
         id (UUID):
@@ -152,6 +163,8 @@ async def asyncio(
     client: AuthenticatedClient,
 ) -> Error | Subscription | None:
     """One subscription.
+
+     Role: `read` or `admin`.
 
     Args:
         id (UUID):

@@ -33,6 +33,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 503:
         response_503 = Error.from_dict(response.json())
 
@@ -61,6 +66,8 @@ def sync_detailed(
 ) -> Response[Error | Subscriptions]:
     """Every subscription (deleted ones are not listed).
 
+     Role: `read` or `admin`.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -84,6 +91,8 @@ def sync(
 ) -> Error | Subscriptions | None:
     """Every subscription (deleted ones are not listed).
 
+     Role: `read` or `admin`.
+
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
         httpx.TimeoutException: If the request takes longer than Client.timeout.
@@ -102,6 +111,8 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
 ) -> Response[Error | Subscriptions]:
     """Every subscription (deleted ones are not listed).
+
+     Role: `read` or `admin`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -123,6 +134,8 @@ async def asyncio(
     client: AuthenticatedClient,
 ) -> Error | Subscriptions | None:
     """Every subscription (deleted ones are not listed).
+
+     Role: `read` or `admin`.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -48,6 +48,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Error.from_dict(response.json())
 
@@ -93,6 +98,8 @@ def sync_detailed(
 ) -> Response[Error | Replayed]:
     """Send the subscription the recorded events of a period again (202: they are queued).
 
+     Role: `admin`.
+
     Args:
         id (UUID):
         body (Replay): The period whose recorded events are sent again (``until`` open: up to
@@ -126,6 +133,8 @@ def sync(
 ) -> Error | Replayed | None:
     """Send the subscription the recorded events of a period again (202: they are queued).
 
+     Role: `admin`.
+
     Args:
         id (UUID):
         body (Replay): The period whose recorded events are sent again (``until`` open: up to
@@ -153,6 +162,8 @@ async def asyncio_detailed(
     body: Replay,
 ) -> Response[Error | Replayed]:
     """Send the subscription the recorded events of a period again (202: they are queued).
+
+     Role: `admin`.
 
     Args:
         id (UUID):
@@ -184,6 +195,8 @@ async def asyncio(
     body: Replay,
 ) -> Error | Replayed | None:
     """Send the subscription the recorded events of a period again (202: they are queued).
+
+     Role: `admin`.
 
     Args:
         id (UUID):

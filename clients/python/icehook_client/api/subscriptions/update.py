@@ -48,6 +48,11 @@ def _parse_response(
 
         return response_401
 
+    if response.status_code == 403:
+        response_403 = Error.from_dict(response.json())
+
+        return response_403
+
     if response.status_code == 404:
         response_404 = Error.from_dict(response.json())
 
@@ -93,6 +98,8 @@ def sync_detailed(
 ) -> Response[Error | Subscription]:
     """Change what is given; enabling a disabled subscription clears why it was disabled.
 
+     Role: `admin`.
+
     Args:
         id (UUID):
         body (SubscriptionChange): ``PATCH /v1/subscriptions/{id}``: any of the fields.
@@ -125,6 +132,8 @@ def sync(
 ) -> Error | Subscription | None:
     """Change what is given; enabling a disabled subscription clears why it was disabled.
 
+     Role: `admin`.
+
     Args:
         id (UUID):
         body (SubscriptionChange): ``PATCH /v1/subscriptions/{id}``: any of the fields.
@@ -151,6 +160,8 @@ async def asyncio_detailed(
     body: SubscriptionChange,
 ) -> Response[Error | Subscription]:
     """Change what is given; enabling a disabled subscription clears why it was disabled.
+
+     Role: `admin`.
 
     Args:
         id (UUID):
@@ -181,6 +192,8 @@ async def asyncio(
     body: SubscriptionChange,
 ) -> Error | Subscription | None:
     """Change what is given; enabling a disabled subscription clears why it was disabled.
+
+     Role: `admin`.
 
     Args:
         id (UUID):
