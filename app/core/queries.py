@@ -7,9 +7,12 @@ new rows arrive: they sort before it.
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from app.core.statuses import CallbackOutcome, DeliveryStatus, JobStatus
 
@@ -19,6 +22,12 @@ PAGE_MAX = 200
 
 @dataclass(frozen=True)
 class JobQuery:
+    # ``q``: an icehook id, an ICE JobId or a project id (``search_terms`` turns a
+    # ``key=value`` into a ``user_data`` filter).
+    text: str | None = None
+    # Each (key, value) must match: UserData's ``key`` is the string ``value``, or a number
+    # equal to it (``user_data_values``).
+    user_data: tuple[tuple[str, str], ...] = ()
     status: JobStatus | None = None
     ice_job_id: str | None = None
     project_id: str | None = None
@@ -47,3 +56,25 @@ class DeliveryQuery:
     event_type: str | None = None
     limit: int = PAGE_DEFAULT
     before_id: int | None = None  # the cursor: deliveries older than this one
+
+
+def search_terms(q: str) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """The search box's text as (text, user_data filters): ``key=value`` is a UserData
+    filter; anything else is text naming a job or a project."""
+    key, equals, value = q.partition("=")
+    if equals and key.strip() and value.strip():
+        return None, ((key.strip(), value.strip()),)
+    return q.strip(), ()
+
+
+def user_data_values(raw: str) -> list[Any]:
+    """What a UserData filter's value matches: the string itself, and the number it spells
+    (``42`` matches ``"42"`` and ``42``; ``4.50`` matches ``4.5``)."""
+    matches: list[Any] = [raw]
+    try:
+        number = json.loads(raw)
+    except ValueError:
+        return matches
+    if type(number) is int or (type(number) is float and math.isfinite(number)):
+        matches.append(number)
+    return matches

@@ -2,11 +2,12 @@
 
 Every ``/v1`` route, and ``/metrics``, needs ``Authorization: Bearer <key>`` of a role
 that grants it (``middleware.ApiKeys``, ``core.access``). ICE's callbacks arrive at
-``/callbacks/ice/{token}``, outside ``/v1``: the token in the path is their credential. Every answer carries ``X-Request-ID``
-(``middleware.RequestIds``); with tracing on, each request is a span that carries it too
-(``middleware.TracedRequests``). An error anywhere is answered as JSON (``errors``). There
-are no trailing-slash redirects: Starlette would build their address from the request's
-own Host header, and a client that needs one is better told 404.
+``/callbacks/ice/{token}``, outside ``/v1``: the token in the path is their credential.
+Every answer carries ``X-Request-ID`` (``middleware.RequestIds``); with tracing on, each
+request is a span that carries it too (``middleware.TracedRequests``). An error anywhere
+is answered as JSON (``errors``). There are no trailing-slash redirects: Starlette would
+build their address from the request's own Host header, and a client that needs one is
+better told 404.
 """
 
 from __future__ import annotations

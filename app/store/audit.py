@@ -18,7 +18,7 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.parsing import storable
-from app.core.queries import CallbackQuery, DeliveryQuery, JobQuery
+from app.core.queries import CallbackQuery, DeliveryQuery, JobQuery, user_data_values
 from app.core.statuses import DeliveryStatus, JobKind
 from app.store import counts as status_counts
 from app.store import retention, tables
@@ -65,13 +65,19 @@ async def find_job(
     """The job ``raw`` names: icehook's id or ICE's JobId."""
     if not storable(raw):
         return None  # no id holds what PostgreSQL text cannot
+    condition = _names_job(raw)
+    if kind is not None:
+        condition = sa.and_(condition, JOB.c.kind == kind)
+    return (await session.execute(sa.select(JOB).where(condition))).mappings().one_or_none()
+
+
+def _names_job(raw: str) -> sa.ColumnElement[bool]:
+    """Whether a job is the one ``raw`` names: icehook's id or ICE's JobId."""
     condition = JOB.c.ice_job_id == raw
     with contextlib.suppress(ValueError):
         # ICE's JobIds are 32 hex digits, which also parse as a UUID: look for both.
         condition = sa.or_(condition, JOB.c.id == uuid.UUID(raw))
-    if kind is not None:
-        condition = sa.and_(condition, JOB.c.kind == kind)
-    return (await session.execute(sa.select(JOB).where(condition))).mappings().one_or_none()
+    return condition
 
 
 async def timeline(session: AsyncSession, job_id: uuid.UUID) -> Timeline:
@@ -100,12 +106,29 @@ async def sub_jobs(session: AsyncSession, batch_id: uuid.UUID) -> list[RowMappin
 
 
 async def jobs(session: AsyncSession, query: JobQuery) -> Page:
-    conditions = _equal(
+    """A page of jobs. With ``query.text``, the job it names by id or ICE JobId if there is
+    one (a page of it alone), else the jobs of the project it names: two narrow lookups,
+    each on its own index, rather than one that sorts every job of a large project."""
+    if query.text is None:
+        return await _jobs(session, query, [])
+    if query.cursor is None:  # a later page is always of a project: one job fits a page
+        found = await _jobs(session, query, [_names_job(query.text)])
+        if found.rows:
+            return found
+    return await _jobs(session, query, [JOB.c.project_id == query.text])
+
+
+async def _jobs(session: AsyncSession, query: JobQuery, more: list[sa.ColumnElement[bool]]) -> Page:
+    conditions = more + _equal(
         (JOB.c.status, query.status),
         (JOB.c.ice_job_id, query.ice_job_id),
         (JOB.c.project_id, query.project_id),
         (JOB.c.batch_id, query.batch_id),
     )
+    for key, value in query.user_data:
+        # Containment, which the GIN index on user_data answers (jsonb_path_ops).
+        matches = [JOB.c.user_data.contains({key: match}) for match in user_data_values(value)]
+        conditions.append(sa.or_(*matches))
     if query.created_after is not None:
         conditions.append(JOB.c.created_at >= query.created_after)
     if query.created_before is not None:

@@ -100,6 +100,14 @@ jobs = sa.Table(
     sa.Index("ix_jobs_status_created_at_id", "status", "created_at", "id"),
     sa.Index("ix_jobs_project_id_created_at_id", "project_id", "created_at", "id"),
     sa.Index("ix_jobs_batch_id", "batch_id"),
+    # The UserData search (user_data @> {...}): jsonb_path_ops holds one hash per value,
+    # smaller than the default operator class, and containment is all it is asked.
+    sa.Index(
+        "ix_jobs_user_data",
+        "user_data",
+        postgresql_using="gin",
+        postgresql_ops={"user_data": "jsonb_path_ops"},
+    ),
     sa.Index("ix_jobs_check_at", "check_at", postgresql_where=sa.text("check_at IS NOT NULL")),
     sa.Index(
         "ix_jobs_fate_unknown_since",

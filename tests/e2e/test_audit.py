@@ -148,3 +148,28 @@ async def test_job_pages_stay_correct_while_new_jobs_arrive(database_url: str) -
     assert sorted(job["id"] for job in seen) == sorted(existing), "each once, none missed"
     keys = [(job["created_at"], job["id"]) for job in seen]
     assert keys == sorted(keys, reverse=True)
+
+
+async def test_jobs_are_found_by_the_search_box_and_by_user_data_over_http(
+    database_url: str,
+) -> None:
+    async with stack(database_url, job_seconds=30) as s:
+        acme = await s.submit(ProjectId="p-search", UserData={"tenant": "acme", "order": 7})
+        other = await s.submit(ProjectId="p-search", UserData={"tenant": "umbrella"})
+
+        async def ids(**params: Any) -> list[str]:
+            answer = await s.api.get("/v1/jobs", params=params)
+            assert answer.status_code == 200, answer.text
+            return [job["id"] for job in answer.json()["items"]]
+
+        assert await ids(q=acme["ice_job_id"]) == [acme["id"]]
+        assert await ids(q=acme["id"]) == [acme["id"]]
+        assert await ids(q="p-search") == [other["id"], acme["id"]]
+        assert await ids(q="tenant=acme") == [acme["id"]]
+        assert await ids(**{"user_data.order": "7"}) == [acme["id"]]
+        assert await ids(**{"user_data.tenant": "umbrella", "q": "p-search"}) == [other["id"]]
+        assert await ids(**{"user_data.tenant": "acme", "user_data.order": "8"}) == []
+        for bad in ({"user_data.": "x"}, {"q": "x" * 257}, {"user_data.k": "\x00"}):
+            refused = await s.api.get("/v1/jobs", params=bad)
+            assert refused.status_code == 422, bad
+            assert refused.json()["error"]["field"] == next(iter(bad)), refused.text

@@ -15,7 +15,7 @@ from typing_extensions import TypedDict
 from app.core.errors import ValidationError
 from app.core.events import job_resource
 from app.core.parsing import loads
-from app.core.queries import PAGE_DEFAULT, JobQuery
+from app.core.queries import PAGE_DEFAULT, JobQuery, search_terms
 from app.core.retention import purged_for_job
 from app.core.statuses import EventSource, JobKind, JobStatus
 from app.core.submissions import Submission
@@ -28,6 +28,7 @@ from app.http.contracts.common import (
     Time,
     all_storable,
     decode_cursor,
+    refuse_unstorable,
     resource,
     validated,
     validated_filters,
@@ -267,10 +268,24 @@ def event_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
     return resource(Event, row)
 
 
+# ``user_data.KEY=VALUE``: UserData's KEY is the string VALUE or a number equal to it.
+USER_DATA_FILTER = "user_data."
+SEARCH_MAX = 256
+
+
 @with_config(FILTERS)
 class JobFilters(PageParameters, total=False):
-    """``GET /v1/jobs``'s query parameters."""
+    """``GET /v1/jobs``'s query parameters, and ``user_data.KEY=VALUE`` (any number of
+    them, each of which must match)."""
 
+    q: Annotated[
+        str,
+        Field(
+            max_length=SEARCH_MAX,
+            description="one search box: an icehook id or an ICE JobId (that job), a project "
+            "id (its jobs), or KEY=VALUE (as user_data.KEY=VALUE)",
+        ),
+    ]
     status: JobStatus
     ice_job_id: str
     project_id: str
@@ -280,9 +295,22 @@ class JobFilters(PageParameters, total=False):
 
 
 def parse_job_query(params: Mapping[str, str]) -> JobQuery:
-    filters = validated_filters(JobFilters, params)
+    user_data = []
+    for name, value in params.items():
+        key = name.removeprefix(USER_DATA_FILTER)
+        if key == name or value == "":
+            continue
+        refuse_unstorable(name, value)
+        if not key or len(key) > SEARCH_MAX or len(value) > SEARCH_MAX:
+            raise ValidationError(name, f"needs a key and a value of 1 to {SEARCH_MAX} characters")
+        user_data.append((key, value))
+    plain = {name: value for name, value in params.items() if not name.startswith(USER_DATA_FILTER)}
+    filters = validated_filters(JobFilters, plain)
+    text, searched = search_terms(filters["q"]) if "q" in filters else (None, ())
     cursor = filters.get("cursor")
     return JobQuery(
+        text=text,
+        user_data=(*searched, *user_data),
         status=filters.get("status"),
         ice_job_id=filters.get("ice_job_id"),
         project_id=filters.get("project_id"),

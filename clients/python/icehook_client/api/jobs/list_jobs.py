@@ -17,6 +17,7 @@ def _get_kwargs(
     *,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
+    q: str | Unset = UNSET,
     status: JobStatus | Unset = UNSET,
     ice_job_id: str | Unset = UNSET,
     project_id: str | Unset = UNSET,
@@ -30,6 +31,8 @@ def _get_kwargs(
     params["limit"] = limit
 
     params["cursor"] = cursor
+
+    params["q"] = q
 
     json_status: str | Unset = UNSET
     if not isinstance(status, Unset):
@@ -117,6 +120,7 @@ def sync_detailed(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
+    q: str | Unset = UNSET,
     status: JobStatus | Unset = UNSET,
     ice_job_id: str | Unset = UNSET,
     project_id: str | Unset = UNSET,
@@ -131,6 +135,7 @@ def sync_detailed(
     Args:
         limit (int | Unset):
         cursor (str | Unset):
+        q (str | Unset):
         status (JobStatus | Unset):
         ice_job_id (str | Unset):
         project_id (str | Unset):
@@ -149,6 +154,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         limit=limit,
         cursor=cursor,
+        q=q,
         status=status,
         ice_job_id=ice_job_id,
         project_id=project_id,
@@ -169,6 +175,7 @@ def sync(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
+    q: str | Unset = UNSET,
     status: JobStatus | Unset = UNSET,
     ice_job_id: str | Unset = UNSET,
     project_id: str | Unset = UNSET,
@@ -183,6 +190,7 @@ def sync(
     Args:
         limit (int | Unset):
         cursor (str | Unset):
+        q (str | Unset):
         status (JobStatus | Unset):
         ice_job_id (str | Unset):
         project_id (str | Unset):
@@ -202,6 +210,7 @@ def sync(
         client=client,
         limit=limit,
         cursor=cursor,
+        q=q,
         status=status,
         ice_job_id=ice_job_id,
         project_id=project_id,
@@ -216,6 +225,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
+    q: str | Unset = UNSET,
     status: JobStatus | Unset = UNSET,
     ice_job_id: str | Unset = UNSET,
     project_id: str | Unset = UNSET,
@@ -230,6 +240,7 @@ async def asyncio_detailed(
     Args:
         limit (int | Unset):
         cursor (str | Unset):
+        q (str | Unset):
         status (JobStatus | Unset):
         ice_job_id (str | Unset):
         project_id (str | Unset):
@@ -248,6 +259,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         limit=limit,
         cursor=cursor,
+        q=q,
         status=status,
         ice_job_id=ice_job_id,
         project_id=project_id,
@@ -266,6 +278,7 @@ async def asyncio(
     client: AuthenticatedClient,
     limit: int | Unset = UNSET,
     cursor: str | Unset = UNSET,
+    q: str | Unset = UNSET,
     status: JobStatus | Unset = UNSET,
     ice_job_id: str | Unset = UNSET,
     project_id: str | Unset = UNSET,
@@ -280,6 +293,7 @@ async def asyncio(
     Args:
         limit (int | Unset):
         cursor (str | Unset):
+        q (str | Unset):
         status (JobStatus | Unset):
         ice_job_id (str | Unset):
         project_id (str | Unset):
@@ -300,6 +314,7 @@ async def asyncio(
             client=client,
             limit=limit,
             cursor=cursor,
+            q=q,
             status=status,
             ice_job_id=ice_job_id,
             project_id=project_id,
