@@ -40,6 +40,7 @@ from typing import Any
 
 import asyncpg
 
+from app.core.access import ApiKey, Role
 from app.core.retention import Purgeable
 from app.flows.housekeeping import Housekeeper
 from app.flows.retention import Purger
@@ -297,7 +298,7 @@ async def intake_under_purge(
     """Intake latency without a purge, then while a purge removes ``backlog_days`` days."""
     settings = Settings(
         database_url=url,
-        api_keys=(common.API_KEY,),
+        api_keys=(ApiKey(Role.ADMIN, common.API_KEY),),
         log_format="text",
         retention_seconds=args.retention_days * 86400.0,
         history_retention_seconds=args.history_days * 86400.0,
