@@ -10,6 +10,7 @@ and its subscription.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -240,6 +241,33 @@ async def replay(
         },
     )
     count = len(queued.all())
+    if count:
+        await session.execute(sa.select(notify(DELIVERIES)))
+    return count
+
+
+# A subscription's dead deliveries of a period (by when their event was recorded), due again.
+RETRY_DEAD = sa.text(
+    f"""
+    UPDATE deliveries SET {DUE_AGAIN}
+    FROM outbox
+    WHERE deliveries.subscription_id = :subscription_id AND deliveries.status = 'dead'
+      AND outbox.id = deliveries.message_id AND outbox.created_at >= :since
+      AND (CAST(:until AS timestamptz) IS NULL OR outbox.created_at < :until)
+    RETURNING deliveries.id
+    """
+)
+
+
+async def retry_dead(
+    session: AsyncSession, subscription_id: uuid.UUID, since: datetime, until: datetime | None
+) -> int:
+    """Make ``subscription_id``'s dead deliveries of events recorded from ``since`` (to
+    ``until``) due now with a fresh retry schedule; returns how many."""
+    found = await session.execute(
+        RETRY_DEAD, {"subscription_id": subscription_id, "since": since, "until": until}
+    )
+    count = len(found.all())
     if count:
         await session.execute(sa.select(notify(DELIVERIES)))
     return count

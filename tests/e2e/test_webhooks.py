@@ -247,6 +247,50 @@ async def test_a_replay_sends_recorded_events_even_from_before_the_subscription(
         assert events_by_job(r) == expected
 
 
+async def test_retry_dead_sends_again_only_what_died_in_its_period(database_url: str) -> None:
+    icehook = {"delivery_retry_schedule": (0.1,)}
+    async with receiver() as r, stack(database_url, job_seconds=0.3, icehook=icehook) as s:
+        subscription = await subscribe(s, r)
+        delivered_job = await s.submit(ProjectId="p-fine")
+        await eventually(lambda: finished(s, delivered_job))
+        delivered = await recorded_events(s, delivered_job)
+        await eventually(lambda: _delivered(r, len(delivered[delivered_job["id"]])))
+        since = datetime.now(UTC)
+        r.status = 503  # the subscriber goes down: the next job's webhooks die
+        dead_job = await s.submit(ProjectId="p-down")
+        await eventually(lambda: finished(s, dead_job))
+
+        async def all_dead() -> bool:
+            found = (await s.job(dead_job["id"]))["deliveries"]
+            return len(found) == 2 and all(d["status"] == "dead" for d in found)
+
+        await eventually(all_dead)
+        url = f"/v1/subscriptions/{subscription['id']}/retry-dead"
+        await s.api.patch(f"/v1/subscriptions/{subscription['id']}", json={"enabled": False})
+        refused = await s.api.post(url, json={"since": since.isoformat()})
+        assert refused.status_code == 409
+        await s.api.patch(f"/v1/subscriptions/{subscription['id']}", json={"enabled": True})
+        r.status = 200
+        before = len(r.requests)
+        retried = await s.api.post(url, json={"since": since.isoformat()})
+        assert retried.status_code == 202, retried.text
+        assert retried.json() == {"retried": 2}
+        expected = await recorded_events(s, delivered_job, dead_job)
+        await eventually(lambda: _delivered(r, sum(map(len, expected.values()))))
+        assert events_by_job(r) == expected
+        # Only the dead ones went again; the delivered job's webhooks were not resent.
+        again = {req.webhook_id for req in r.requests[before:]}
+        dead_ids = {d["event_id"] for d in (await s.job(dead_job["id"]))["deliveries"]}
+        assert again == dead_ids
+        # Nothing dead is left in the period: a second call finds nothing to do.
+        assert (await s.api.post(url, json={"since": since.isoformat()})).json() == {"retried": 0}
+        missing = await s.api.post(
+            "/v1/subscriptions/00000000-0000-4000-8000-000000000000/retry-dead",
+            json={"since": since.isoformat()},
+        )
+        assert missing.status_code == 404
+
+
 async def test_deliveries_are_listed_by_filter_newest_first_a_page_at_a_time(
     database_url: str,
 ) -> None:

@@ -146,6 +146,10 @@ class Replayed(TypedDict):
     replayed: Annotated[int, Field(description="how many events were queued for sending")]
 
 
+class Retried(TypedDict):
+    retried: Annotated[int, Field(description="how many dead deliveries were made due again")]
+
+
 def parse_replay(body: Mapping[str, Any]) -> tuple[datetime, datetime | None]:
     """``since`` (required) and ``until`` of a replay."""
     replay = validated(Replay, body)

@@ -58,12 +58,14 @@ class DeliveryRoutes:
     @operation({202: DeliveryDetail}, path=DELIVERY_ID, errors=(409,))
     async def retry(self, request: Request) -> JSONResponse:
         """Make a delivery due now with a fresh retry schedule (a delivered one is sent again)."""
-        delivery_id = _delivery_id(request)
+        return JSONResponse(await self.retry_now(_delivery_id(request)), status_code=202)
+
+    async def retry_now(self, delivery_id: int) -> dict[str, Any]:
+        """The delivery, made due now with a fresh retry schedule."""
         async with self.sessionmaker.begin() as session:
             if not await deliveries.retry(session, delivery_id):
                 raise NotFound(f"no delivery {delivery_id}")
-            detail = await delivery_detail(session, delivery_id)
-        return JSONResponse(detail, status_code=202)
+            return await delivery_detail(session, delivery_id)
 
 
 async def delivery_detail(session: AsyncSession, delivery_id: int) -> dict[str, Any]:

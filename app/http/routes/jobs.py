@@ -146,15 +146,19 @@ class JobRoutes:
     @operation({200: Job}, errors=(409,))
     async def reconcile_job(self, request: Request) -> JSONResponse:
         """Ask ICE now and apply the answer."""
+        return JSONResponse(job_resource(await self.reconcile(request.path_params["id"])))
+
+    async def reconcile(self, raw_id: str) -> RowMapping:
+        """The job ``raw_id`` names, after asking ICE about it now and applying the answer."""
         async with self.sessionmaker.begin() as session:
-            job = await _find(session, request)
+            job = await find_job(session, raw_id)
             if job["ice_job_id"] is None and job["status"] != JobStatus.SUBMITTING:
-                return JSONResponse(job_resource(job))  # ICE refused it: nothing to ask
+                return job  # ICE refused it: nothing to ask
             claimed = await self.leases.claim_one(session, job["id"])
         if not claimed:
             raise Conflict("a worker is confirming this job with ICE right now; try again shortly")
         after = await self.confirmer.confirm(job["id"], EventSource.MANUAL)
-        return JSONResponse(job_resource(after or job))
+        return after or job
 
     @operation({200: Job, 202: Job}, body=Resolve, errors=(409,))
     async def resolve_batch(self, request: Request) -> JSONResponse:
@@ -182,7 +186,11 @@ class JobRoutes:
 
 async def _find(session: AsyncSession, request: Request, kind: JobKind | None = None) -> RowMapping:
     """The job named by the path's ``id``: icehook's id or ICE's JobId."""
-    raw = request.path_params["id"]
+    return await find_job(session, request.path_params["id"], kind)
+
+
+async def find_job(session: AsyncSession, raw: str, kind: JobKind | None = None) -> RowMapping:
+    """The job ``raw`` names (icehook's id or ICE's JobId); ``NotFound`` if none."""
     row = await audit.find_job(session, raw, kind)
     if row is None:
         raise NotFound(f"no {kind.value if kind else 'job'} {raw!r}")

@@ -1,11 +1,13 @@
 """Webhook subscriptions: created (the secret shown once), listed, read, changed, deleted,
-their secret rotated, their events replayed."""
+their secret rotated, their events replayed, their dead deliveries retried. Each action is
+also a method the console calls, so that both do the same."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,12 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.core.errors import NotFound
+from app.core.errors import Conflict, NotFound
 from app.http.contracts.subscriptions import (
     CreatedSubscription,
     NewSubscription,
     Replay,
     Replayed,
+    Retried,
     RotatedSubscription,
     Subscription,
     SubscriptionChange,
@@ -60,17 +63,23 @@ class SubscriptionRoutes:
             Route("/subscriptions/{id}", self.delete, methods=["DELETE"]),
             Route("/subscriptions/{id}/rotate-secret", self.rotate_secret, methods=["POST"]),
             Route("/subscriptions/{id}/replay", self.replay, methods=["POST"]),
+            Route("/subscriptions/{id}/retry-dead", self.retry_dead, methods=["POST"]),
         ]
 
     @operation({201: CreatedSubscription}, body=NewSubscription)
     async def create(self, request: Request) -> JSONResponse:
         """201 with the subscription and its ``secret``, which is never shown again."""
-        values = parse_subscription(await json_body(request))
+        created = await self.create_subscription(await json_body(request))
+        return JSONResponse(created, status_code=201)
+
+    async def create_subscription(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """A new subscription from ``body`` (``NewSubscription``), with its secret."""
+        values = parse_subscription(body)
         await check_reachable(values["url"], self.allowed_nets)
         secret = new_secret()
         async with self.sessionmaker.begin() as session:
             row = await subscriptions.create(session, values, secret)
-        return JSONResponse(subscription_resource(row) | {"secret": secret}, status_code=201)
+        return subscription_resource(row) | {"secret": secret}
 
     @operation({200: Subscriptions})
     async def list(self, request: Request) -> JSONResponse:
@@ -89,14 +98,18 @@ class SubscriptionRoutes:
     @operation({200: Subscription}, body=SubscriptionChange, path=SUBSCRIPTION_ID)
     async def update(self, request: Request) -> JSONResponse:
         """Change what is given; enabling a disabled subscription clears why it was disabled."""
-        subscription_id = _subscription_id(request)
-        values = parse_subscription(await json_body(request), partial=True)
+        changed = await self.change(_subscription_id(request), await json_body(request))
+        return JSONResponse(changed)
+
+    async def change(self, subscription_id: uuid.UUID, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The subscription with what ``body`` (``SubscriptionChange``) gives changed."""
+        values = parse_subscription(body, partial=True)
         if "url" in values:
             await check_reachable(values["url"], self.allowed_nets)
         async with self.sessionmaker.begin() as session:
             await _find(session, subscription_id)
             row = await subscriptions.change(session, subscription_id, values)
-        return JSONResponse(subscription_resource(row))
+        return subscription_resource(row)
 
     @operation({204: None}, path=SUBSCRIPTION_ID)
     async def delete(self, request: Request) -> Response:
@@ -110,28 +123,52 @@ class SubscriptionRoutes:
     @operation({200: RotatedSubscription}, path=SUBSCRIPTION_ID)
     async def rotate_secret(self, request: Request) -> JSONResponse:
         """A new secret, shown once; the old one keeps signing for the configured overlap."""
-        subscription_id = _subscription_id(request)
+        return JSONResponse(await self.rotate(_subscription_id(request)))
+
+    async def rotate(self, subscription_id: uuid.UUID) -> dict[str, Any]:
+        """The subscription with a new secret (shown here once)."""
         secret = new_secret()
         async with self.sessionmaker.begin() as session:
             await _find(session, subscription_id)
             row = await subscriptions.rotate(session, subscription_id, secret, self.secret_overlap)
-        return JSONResponse(
-            subscription_resource(row)
-            | {
-                "secret": secret,
-                "previous_secret_valid_until": row["previous_secret_until"].isoformat(),
-            }
-        )
+        return subscription_resource(row) | {
+            "secret": secret,
+            "previous_secret_valid_until": row["previous_secret_until"].isoformat(),
+        }
 
     @operation({202: Replayed}, body=Replay, path=SUBSCRIPTION_ID)
     async def replay(self, request: Request) -> JSONResponse:
         """Send the subscription the recorded events of a period again (202: they are queued)."""
-        subscription_id = _subscription_id(request)
-        since, until = parse_replay(await json_body(request))
+        count = await self.replay_events(_subscription_id(request), await json_body(request))
+        return JSONResponse({"replayed": count}, status_code=202)
+
+    async def replay_events(self, subscription_id: uuid.UUID, body: Mapping[str, Any]) -> int:
+        """Queue the events of the period ``body`` (``Replay``) gives again; how many."""
+        since, until = parse_replay(body)
         async with self.sessionmaker.begin() as session:
             subscription = await _find(session, subscription_id)
-            count = await deliveries.replay(session, subscription, since, until)
-        return JSONResponse({"replayed": count}, status_code=202)
+            return await deliveries.replay(session, subscription, since, until)
+
+    @operation({202: Retried}, body=Replay, path=SUBSCRIPTION_ID, errors=(409,))
+    async def retry_dead(self, request: Request) -> JSONResponse:
+        """Make the subscription's dead deliveries of a period (by when their event was
+        recorded) due again, each with a fresh retry schedule (202: they are queued). 409
+        while the subscription is disabled."""
+        count = await self.retry_dead_deliveries(
+            _subscription_id(request), await json_body(request)
+        )
+        return JSONResponse({"retried": count}, status_code=202)
+
+    async def retry_dead_deliveries(
+        self, subscription_id: uuid.UUID, body: Mapping[str, Any]
+    ) -> int:
+        """Make the dead deliveries of the period ``body`` (``Replay``) gives due again."""
+        since, until = parse_replay(body)
+        async with self.sessionmaker.begin() as session:
+            subscription = await _find(session, subscription_id)
+            if not subscription["enabled"]:
+                raise Conflict("the subscription is disabled; enable it first")
+            return await deliveries.retry_dead(session, subscription_id, since, until)
 
 
 def _subscription_id(request: Request) -> uuid.UUID:

@@ -53,6 +53,7 @@ from .replay import Replay
 from .replayed import Replayed
 from .resolve import Resolve
 from .resolve_resolution import ResolveResolution
+from .retried import Retried
 from .rotated_subscription import RotatedSubscription
 from .subscription import Subscription
 from .subscription_change import SubscriptionChange
@@ -111,6 +112,7 @@ __all__ = (
     "Replayed",
     "Resolve",
     "ResolveResolution",
+    "Retried",
     "RotatedSubscription",
     "Subscription",
     "SubscriptionChange",
