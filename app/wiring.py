@@ -37,6 +37,7 @@ from app.flows.submit import Submitter
 from app.flows.sweep import Sweeper
 from app.flows.worker import POLL_SECONDS, Worker
 from app.http.app import create_health_app, create_http_app
+from app.http.console.routes import ConsoleRoutes
 from app.http.routes.callbacks import CallbackRoutes
 from app.http.routes.deliveries import DeliveryRoutes
 from app.http.routes.jobs import JobRoutes
@@ -170,18 +171,24 @@ def create_app(
     stopping = shutdown or Shutdown(settings.shutdown_timeout_seconds)
     lifespan = _lifespan(parts, stopping, workers, gauges)
 
+    job_routes = JobRoutes(parts.sessionmaker, parts.submitter, parts.leases, parts.confirmer)
+    subscription_routes = SubscriptionRoutes(
+        parts.sessionmaker,
+        settings.allowed_webhook_nets,
+        timedelta(seconds=settings.webhook_secret_overlap_seconds),
+    )
+    delivery_routes = DeliveryRoutes(parts.sessionmaker)
     return create_http_app(
         service=ServiceRoutes(
             parts.engine, parts.health, schema.head_revision(), database_gauges=gauges
         ),
         callbacks=CallbackRoutes(parts.intake, settings.callback_max_bytes, parts.sessionmaker),
-        jobs=JobRoutes(parts.sessionmaker, parts.submitter, parts.leases, parts.confirmer),
-        subscriptions=SubscriptionRoutes(
-            parts.sessionmaker,
-            settings.allowed_webhook_nets,
-            timedelta(seconds=settings.webhook_secret_overlap_seconds),
+        jobs=job_routes,
+        subscriptions=subscription_routes,
+        deliveries=delivery_routes,
+        console=ConsoleRoutes(
+            parts.sessionmaker, settings.api_keys, job_routes, subscription_routes, delivery_routes
         ),
-        deliveries=DeliveryRoutes(parts.sessionmaker),
         api_keys=settings.api_keys,
         lifespan=lifespan,
         tracing=tracing,

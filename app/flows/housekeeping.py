@@ -1,8 +1,9 @@
 """``Housekeeper``: what each worker does once a minute besides its real work.
 
-It purges what retention lets go (``flows.retention``) and folds the recorded changes of
-status into the totals the metrics read (``store.counts``), so that neither piles up when
-nobody runs ``icehook purge`` or scrapes ``/metrics``. Several workers doing it at once
+It purges what retention lets go (``flows.retention``), folds the recorded changes of
+status into the totals the metrics read (``store.counts``) and removes the console's
+expired sessions, so that none of them piles up when nobody runs ``icehook purge`` or
+scrapes ``/metrics``. Several workers doing it at once
 share the work (``SKIP LOCKED``) or find it done.
 """
 
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.retention import Purgeable
 from app.flows.reporting import log_failure
 from app.flows.retention import Purger
-from app.store import counts
+from app.store import counts, sessions
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class Housekeeper:
         """One round; what the purge removed, by kind."""
         async with self.sessionmaker.begin() as session:
             await counts.fold(session)
+            await sessions.remove_expired(session)
         return await self.purger.purge(stopping.is_set)
 
     async def run(self, stopped: asyncio.Event, interval: float = INTERVAL_SECONDS) -> None:

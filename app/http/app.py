@@ -4,10 +4,11 @@ Every ``/v1`` route, and ``/metrics``, needs ``Authorization: Bearer <key>`` of 
 that grants it (``middleware.ApiKeys``, ``core.access``). ICE's callbacks arrive at
 ``/callbacks/ice/{token}``, outside ``/v1``: the token in the path is their credential.
 Every answer carries ``X-Request-ID`` (``middleware.RequestIds``); with tracing on, each
-request is a span that carries it too (``middleware.TracedRequests``). An error anywhere
-is answered as JSON (``errors``). There are no trailing-slash redirects: Starlette would
-build their address from the request's own Host header, and a client that needs one is
-better told 404.
+request is a span that carries it too (``middleware.TracedRequests``). ``/console`` is
+the web console (``console/``), for people, outside the API's description. An error is
+answered as JSON (``errors``) unless the console shows it as a page. There are no
+trailing-slash redirects: Starlette would build their address from the request's own
+Host header, and a client that needs one is better told 404.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Lifespan
 
 from app.core.access import ApiKey, Role
 from app.http import errors, openapi
-from app.http.middleware import ApiKeys, RequestIds, TracedRequests
+from app.http.console.routes import ConsoleRoutes
+from app.http.middleware import ApiKeys, ConsoleHeaders, RequestIds, TracedRequests
 from app.http.openapi import Text, operation
 from app.http.routes.callbacks import CallbackRoutes
 from app.http.routes.deliveries import DeliveryRoutes
@@ -70,6 +72,7 @@ def create_http_app(
     jobs: JobRoutes,
     subscriptions: SubscriptionRoutes,
     deliveries: DeliveryRoutes,
+    console: ConsoleRoutes,
     api_keys: Sequence[ApiKey],
     lifespan: Lifespan[Starlette] | None = None,
     tracing: Tracing = OFF,
@@ -79,6 +82,7 @@ def create_http_app(
     keys = [Middleware(ApiKeys, keys=api_keys)]
     metrics_keys = [Middleware(ApiKeys, keys=api_keys, role=Role.METRICS)]
     v1 = [*jobs.routes(), *subscriptions.routes(), *callbacks.v1_routes(), *deliveries.routes()]
+    pages = Router(console.routes(), redirect_slashes=False)
     routes: list[BaseRoute] = []
     routes += [
         *callbacks.ice_routes(),  # first: the busiest
@@ -86,6 +90,9 @@ def create_http_app(
         *DescriptionRoutes(lambda: routes).routes(),
         Route("/metrics", service.metrics, methods=["GET"], middleware=metrics_keys),
         Mount("/v1", app=Router(v1, redirect_slashes=False), middleware=keys),
+        # For people, outside the API's description (openapi.PAGES).
+        Route("/console", _to_console, methods=["GET"]),
+        Mount("/console", app=pages, middleware=[Middleware(ConsoleHeaders)]),
     ]
     spans = []
     if tracing.provider is not None:
@@ -125,6 +132,10 @@ def _app(
     )
     app.router.redirect_slashes = False
     return app
+
+
+async def _to_console(request: Request) -> Response:
+    return RedirectResponse("/console/", status_code=303)
 
 
 @contextlib.asynccontextmanager

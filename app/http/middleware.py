@@ -148,3 +148,42 @@ def key_role(
         if hmac.compare_digest(digest, known):
             found = role
     return found
+
+
+# The console's pages load nothing but its own stylesheet; no script, inline or not.
+CONSOLE_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+CONSOLE_HEADERS = (
+    (b"content-security-policy", CONSOLE_POLICY.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+
+
+class ConsoleHeaders:
+    """ASGI middleware: every answer of the console is never framed and runs no script but
+    what the policy allows (none); a page (not a stylesheet) is never stored by a cache,
+    since one may show a new secret."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = "/static/" in scope["path"]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in CONSOLE_HEADERS:
+                    headers[name.decode()] = value.decode()
+                if not static:
+                    headers["cache-control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

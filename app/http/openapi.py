@@ -32,6 +32,8 @@ from app.http.contracts.errors import Error
 from app.http.contracts.subscriptions import WebhookEvent
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+# The console's pages are for people, not part of the API: left out of its description.
+PAGES = "/console"
 # Each operation's role: what a key needs for it (docs/api.md, "Keys and roles").
 ROLE_EXTENSION = "x-icehook-role"
 
@@ -156,6 +158,8 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
 
 def _walk(routes: Sequence[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str, Any]]:
     for route in routes:
+        if isinstance(route, Mount | Route) and (prefix + route.path).startswith(PAGES):
+            continue
         if isinstance(route, Mount):
             yield from _walk(route.routes, prefix + route.path)
         elif isinstance(route, Route):

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, UUID
 
+from app.core.access import Role
 from app.core.statuses import CallbackOutcome, DeliveryStatus, EventSource, JobKind, JobStatus
 
 NAMING_CONVENTION = {
@@ -100,6 +101,11 @@ jobs = sa.Table(
     sa.Index("ix_jobs_status_created_at_id", "status", "created_at", "id"),
     sa.Index("ix_jobs_project_id_created_at_id", "project_id", "created_at", "id"),
     sa.Index("ix_jobs_batch_id", "batch_id"),
+    # Jobs finished per hour (the console's overview), and finished jobs past their history
+    # retention.
+    sa.Index(
+        "ix_jobs_completed_at", "completed_at", postgresql_where=sa.text("completed_at IS NOT NULL")
+    ),
     # The UserData search (user_data @> {...}): jsonb_path_ops holds one hash per value,
     # smaller than the default operator class, and containment is all it is asked.
     sa.Index(
@@ -337,4 +343,19 @@ status_count_changes = sa.Table(
     sa.Column("kind", sa.Text, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("n", sa.Integer, nullable=False),
+)
+
+# Who is signed in to the console. The cookie holds a random token; only its sha256 is kept,
+# so that reading this table signs nobody in. Signing out deletes the row; expired rows are
+# removed by the housekeeping.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("token_hash", BYTEA, primary_key=True),
+    sa.Column("role", _enum(Role, "role"), nullable=False),
+    # Of the key signed in with (store.sessions): its session ends when the key is removed.
+    sa.Column("key_fingerprint", sa.Text, nullable=False),
+    _created_at(),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_console_sessions_expires_at", "expires_at"),
 )

@@ -92,7 +92,7 @@ async def test_the_search_box_finds_a_job_by_either_id_a_project_or_a_user_data_
     assert [row["id"] for row in later.rows] == [first]
 
 
-async def test_a_user_data_value_is_found_through_its_index_among_many_jobs(
+async def test_a_common_value_and_a_rare_one_each_come_newest_first_among_many_jobs(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     async with sessionmaker.begin() as session:
@@ -100,16 +100,43 @@ async def test_a_user_data_value_is_found_through_its_index_among_many_jobs(
             sa.text(
                 "INSERT INTO jobs (id, kind, status, user_data, created_at) "
                 "SELECT gen_random_uuid(), 'job', 'succeeded', "
-                "jsonb_build_object('order_id', n, 'tenant', 'tenant-' || n % 97), "
+                "jsonb_build_object('order_id', n, 'tenant', 'tenant-' || n % 97) "
+                '|| CASE WHEN n > 19500 THEN \'{"legacy": true, "era": "old"}\' '
+                "ELSE '{}' END::jsonb, "
                 "now() - n * interval '1 second' FROM generate_series(1, 20000) AS n"
             )
         )
         await session.execute(sa.text("ANALYZE jobs"))
+
+    async def expected(condition: str) -> list[uuid.UUID]:
+        async with sessionmaker() as session:
+            found = await session.execute(
+                sa.text(
+                    f"SELECT id FROM jobs WHERE {condition} "  # noqa: S608 (the test's own)
+                    "ORDER BY created_at DESC, id DESC LIMIT 50"
+                )
+            )
+            return list(found.scalars())
+
+    # Common: 206 jobs, about 100 of them among the newest (found in order).
+    assert await _found(sessionmaker, "tenant=tenant-5") == await expected(
+        "user_data->>'tenant' = 'tenant-5'"
+    )
+    # Rare: one job (all of them found through the index on user_data, then sorted).
+    assert len(await _found(sessionmaker, "order_id=1234")) == 1
+    # Between: 500 jobs, all older than the newest 10,000 (every one found through the
+    # index, then sorted): a full page, and more.
+    assert await _found(sessionmaker, "era=old") == await expected("user_data ? 'era'")
     async with sessionmaker() as session:
+        page = await audit.jobs(session, JobQuery(user_data=(("era", "old"),)))
+    assert page.more
+    # Where the index answers, it is the index on user_data that does.
+    async with sessionmaker.begin() as session:
+        await session.execute(sa.text("SET LOCAL enable_indexscan = off"))
+        await session.execute(sa.text("SET LOCAL enable_seqscan = off"))
         explain = (
             "EXPLAIN SELECT id FROM jobs WHERE user_data @> '{\"order_id\": 1234}' "
             "ORDER BY created_at DESC, id DESC LIMIT 51"
         )
         plan = (await session.execute(sa.text(explain))).scalars().all()
     assert any("ix_jobs_user_data" in line for line in plan), plan
-    assert len(await _found(sessionmaker, "order_id=1234")) == 1
