@@ -9,6 +9,9 @@ the key a Prometheus server holds cannot read jobs or change subscriptions.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -55,3 +58,21 @@ def role_needed(method: str, declared: Role | None) -> Role:
 def grants(held: Role, needed: Role) -> bool:
     """Whether a key of role ``held`` may do what needs ``needed``."""
     return held is Role.ADMIN or held is needed
+
+
+class Keyring:
+    """The configured keys, each kept as its sha256, for telling which one a given text is.
+    Used by the API's bearer check and the console's sign-in alike."""
+
+    def __init__(self, keys: Sequence[ApiKey]) -> None:
+        self._digests = [(hashlib.sha256(key.secret.encode()).digest(), key) for key in keys]
+
+    def find(self, given: str) -> ApiKey | None:
+        """The configured key ``given`` is, if any. Compared by digest with every key in
+        constant time, so that timing says nothing about which one matched, or how much."""
+        digest = hashlib.sha256(given.strip().encode()).digest()
+        found = None
+        for known, key in self._digests:
+            if hmac.compare_digest(digest, known):
+                found = key
+        return found

@@ -211,7 +211,7 @@ class ConsoleRoutes:
             request.cookies.get(LOGIN_COOKIE), one(form, "login_token")
         ):
             return self.refusal(request, None, 403, "The sign-in form is stale; load it again.")
-        key = self.sessions.key_named(one(form, "api_key") or "")
+        key = self.sessions.keys.find(one(form, "api_key") or "")
         if key is None:
             return self.refusal(request, None, 401, "That is not one of this service's API keys.")
         if not grants(key.role, Role.READ):

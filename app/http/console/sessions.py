@@ -26,7 +26,7 @@ from datetime import timedelta
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.access import ApiKey, Role
+from app.core.access import ApiKey, Keyring, Role
 from app.store import sessions as stored
 
 COOKIE = "icehook_console"
@@ -63,22 +63,12 @@ class Sessions:
         self, sessionmaker: async_sessionmaker[AsyncSession], keys: Sequence[ApiKey]
     ) -> None:
         self.sessionmaker = sessionmaker
-        self._digests = [(hashlib.sha256(key.secret.encode()).digest(), key) for key in keys]
+        self.keys = Keyring(keys)
         self._roles = {fingerprint(key.secret): key.role for key in keys}
         material = "\n".join(sorted(key.secret for key in keys)).encode()
         signing_key = hmac.new(b"icehook console sign-in", material, hashlib.sha256).digest()
         self._login_tokens = URLSafeTimedSerializer(signing_key, salt="icehook.console.login")
         self._cookies = URLSafeTimedSerializer(signing_key, salt="icehook.console.session")
-
-    def key_named(self, given: str) -> ApiKey | None:
-        """The configured key ``given`` is, compared with every key in constant time so
-        that timing says nothing about which one."""
-        digest = hashlib.sha256(given.strip().encode()).digest()
-        found = None
-        for known, key in self._digests:
-            if hmac.compare_digest(digest, known):
-                found = key
-        return found
 
     async def sign_in(self, key: ApiKey) -> tuple[Session, str]:
         """A new session of ``key``'s role, and its cookie's value."""
