@@ -226,3 +226,10 @@ async def test_bad_filters_and_unknown_ids_are_pages_with_a_4xx(console: httpx.A
         answer = await console.get(path)
         assert answer.status_code == status, (path, answer.text)
         assert answer.headers["content-type"].startswith("text/html")
+    # An admin's forms name their delivery or subscription in the path: anything else is
+    # 404, never a 500 (a digit that is no number, like "²", included).
+    await _sign_in(console, ADMIN)
+    csrf = _hidden((await console.get("/console/")).text, "csrf")
+    for path in ("/console/deliveries/%C2%B2/retry", "/console/subscriptions/x/enable"):
+        answer = await console.post(path, data={"csrf": csrf})
+        assert answer.status_code == 404, (path, answer.text)

@@ -64,9 +64,9 @@ from app.http.contracts.deliveries import (
 )
 from app.http.contracts.jobs import parse_job_query, timeline_resource
 from app.http.contracts.subscriptions import subscription_resource
-from app.http.routes.deliveries import DeliveryRoutes
+from app.http.routes.deliveries import DeliveryRoutes, delivery_id_in
 from app.http.routes.jobs import JobRoutes, find_job
-from app.http.routes.subscriptions import SubscriptionRoutes
+from app.http.routes.subscriptions import SubscriptionRoutes, subscription_id_in
 from app.store import audit, subscriptions
 
 HERE = Path(__file__).parent
@@ -361,10 +361,7 @@ class ConsoleRoutes:
     async def retry_delivery(
         self, request: Request, session: Session, form: Mapping[str, list[str]]
     ) -> Response:
-        raw = request.path_params["id"]
-        if not raw.isdigit():
-            raise NotFound(f"no delivery {raw!r}")
-        await self.deliveries_api.retry_now(int(raw))
+        await self.deliveries_api.retry_now(delivery_id_in(request))
         back = one(form, "back") or ""
         target = back if is_console_path(back) else "/console/deliveries"
         separator = "&" if "?" in target else "?"
@@ -386,11 +383,7 @@ class ConsoleRoutes:
     async def subscription_action(
         self, request: Request, session: Session, form: Mapping[str, list[str]]
     ) -> Response:
-        action, raw = request.path_params["action"], request.path_params["id"]
-        try:
-            subscription_id = uuid.UUID(raw)
-        except ValueError:
-            raise NotFound(f"no subscription {raw!r}") from None
+        action, subscription_id = request.path_params["action"], subscription_id_in(request)
         api = self.subscriptions_api
         if action == "rotate":
             rotated = await api.rotate(subscription_id)

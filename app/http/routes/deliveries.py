@@ -53,12 +53,12 @@ class DeliveryRoutes:
     async def get(self, request: Request) -> JSONResponse:
         """One delivery with every attempt."""
         async with self.sessionmaker() as session:
-            return JSONResponse(await delivery_detail(session, _delivery_id(request)))
+            return JSONResponse(await delivery_detail(session, delivery_id_in(request)))
 
     @operation({202: DeliveryDetail}, path=DELIVERY_ID, errors=(409,))
     async def retry(self, request: Request) -> JSONResponse:
         """Make a delivery due now with a fresh retry schedule (a delivered one is sent again)."""
-        return JSONResponse(await self.retry_now(_delivery_id(request)), status_code=202)
+        return JSONResponse(await self.retry_now(delivery_id_in(request)), status_code=202)
 
     async def retry_now(self, delivery_id: int) -> dict[str, Any]:
         """The delivery, made due now with a fresh retry schedule."""
@@ -77,7 +77,8 @@ async def delivery_detail(session: AsyncSession, delivery_id: int) -> dict[str, 
     return delivery_resource(row) | {"attempt_log": [attempt_resource(a) for a in attempts]}
 
 
-def _delivery_id(request: Request) -> int:
+def delivery_id_in(request: Request) -> int:
+    """The delivery id of the path (its ``id``); ``NotFound`` unless it is one."""
     raw = request.path_params["id"]
     delivery_id = natural(raw)
     if delivery_id is None:

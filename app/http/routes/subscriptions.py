@@ -92,13 +92,13 @@ class SubscriptionRoutes:
     async def get(self, request: Request) -> JSONResponse:
         """One subscription."""
         async with self.sessionmaker() as session:
-            row = await _find(session, _subscription_id(request))
+            row = await _find(session, subscription_id_in(request))
         return JSONResponse(subscription_resource(row))
 
     @operation({200: Subscription}, body=SubscriptionChange, path=SUBSCRIPTION_ID)
     async def update(self, request: Request) -> JSONResponse:
         """Change what is given; enabling a disabled subscription clears why it was disabled."""
-        changed = await self.change(_subscription_id(request), await json_body(request))
+        changed = await self.change(subscription_id_in(request), await json_body(request))
         return JSONResponse(changed)
 
     async def change(self, subscription_id: uuid.UUID, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,7 +114,7 @@ class SubscriptionRoutes:
     @operation({204: None}, path=SUBSCRIPTION_ID)
     async def delete(self, request: Request) -> Response:
         """204; the subscription's undelivered events are marked dead (its history is kept)."""
-        subscription_id = _subscription_id(request)
+        subscription_id = subscription_id_in(request)
         async with self.sessionmaker.begin() as session:
             if not await subscriptions.delete(session, subscription_id):
                 raise NotFound(f"no subscription {str(subscription_id)!r}")
@@ -123,7 +123,7 @@ class SubscriptionRoutes:
     @operation({200: RotatedSubscription}, path=SUBSCRIPTION_ID)
     async def rotate_secret(self, request: Request) -> JSONResponse:
         """A new secret, shown once; the old one keeps signing for the configured overlap."""
-        return JSONResponse(await self.rotate(_subscription_id(request)))
+        return JSONResponse(await self.rotate(subscription_id_in(request)))
 
     async def rotate(self, subscription_id: uuid.UUID) -> dict[str, Any]:
         """The subscription with a new secret (shown here once)."""
@@ -139,7 +139,7 @@ class SubscriptionRoutes:
     @operation({202: Replayed}, body=Replay, path=SUBSCRIPTION_ID)
     async def replay(self, request: Request) -> JSONResponse:
         """Send the subscription the recorded events of a period again (202: they are queued)."""
-        count = await self.replay_events(_subscription_id(request), await json_body(request))
+        count = await self.replay_events(subscription_id_in(request), await json_body(request))
         return JSONResponse({"replayed": count}, status_code=202)
 
     async def replay_events(self, subscription_id: uuid.UUID, body: Mapping[str, Any]) -> int:
@@ -155,7 +155,7 @@ class SubscriptionRoutes:
         recorded) due again, each with a fresh retry schedule (202: they are queued). 409
         while the subscription is disabled."""
         count = await self.retry_dead_deliveries(
-            _subscription_id(request), await json_body(request)
+            subscription_id_in(request), await json_body(request)
         )
         return JSONResponse({"retried": count}, status_code=202)
 
@@ -171,7 +171,8 @@ class SubscriptionRoutes:
             return await deliveries.retry_dead(session, subscription_id, since, until)
 
 
-def _subscription_id(request: Request) -> uuid.UUID:
+def subscription_id_in(request: Request) -> uuid.UUID:
+    """The subscription id of the path (its ``id``); ``NotFound`` unless it is one."""
     try:
         return uuid.UUID(request.path_params["id"])
     except ValueError:
