@@ -146,6 +146,7 @@ CONSOLE_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
+CONSOLE_STATIC = "/console/static/"
 CONSOLE_HEADERS = (
     (b"content-security-policy", CONSOLE_POLICY.encode()),
     (b"x-frame-options", b"DENY"),
@@ -166,7 +167,8 @@ class ConsoleHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        static = "/static/" in scope["path"]
+        # Its stylesheet and icon may be cached; a page whose path holds "static" may not.
+        static = scope["path"].startswith(CONSOLE_STATIC)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
