@@ -191,11 +191,29 @@ subscriptions = sa.Table(
     sa.Column("previous_secret", sa.Text),
     sa.Column("previous_secret_until", sa.DateTime(timezone=True)),
     sa.Column("failing_since", sa.DateTime(timezone=True)),
+    # Since when it is disabled: its events are queued for it for a while after.
+    sa.Column("disabled_at", sa.DateTime(timezone=True)),
+    # Its limits, across all workers: requests in flight, and a second (None: no limit), the
+    # pace kept by ``paced_until`` (when the next request may start, at the latest).
+    sa.Column("max_in_flight", sa.Integer, nullable=False, server_default="16"),
+    sa.Column("max_per_second", sa.Float),
+    sa.Column("paced_until", sa.DateTime(timezone=True)),
+    # Which of the events it wants it receives (core.shaping.EventFilter as JSON; None: all).
+    sa.Column("filter", JSONB),
+    # Static headers sent with each webhook (a gateway's token): write-only through the API.
+    sa.Column("headers", JSONB),
+    # ``v1``: HMAC-SHA256 with a ``whsec_`` secret; ``v1a``: ed25519 with a ``whsk_`` key.
+    sa.Column("signature_scheme", sa.Text, nullable=False, server_default="v1"),
     _created_at(),
     sa.Column(
         "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
     sa.Column("deleted_at", sa.DateTime(timezone=True)),
+    sa.CheckConstraint("signature_scheme IN ('v1', 'v1a')", name="signature_scheme"),
+    sa.CheckConstraint(
+        "max_in_flight >= 1 AND (max_per_second IS NULL OR max_per_second > 0)",
+        name="limits",
+    ),
 )
 
 outbox = sa.Table(
@@ -204,9 +222,8 @@ outbox = sa.Table(
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     # The Standard Webhooks `webhook-id`: the same on every retry of this event.
     sa.Column("event_id", sa.Text, nullable=False, unique=True),
-    sa.Column(
-        "job_id", UUID(as_uuid=True), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False
-    ),
+    # None for an operational event (``subscription.disabled``), which belongs to no job.
+    sa.Column("job_id", UUID(as_uuid=True), sa.ForeignKey("jobs.id", ondelete="CASCADE")),
     sa.Column(
         "job_event_id",
         sa.BigInteger,
@@ -239,8 +256,9 @@ deliveries = sa.Table(
         sa.ForeignKey("subscriptions.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    # Copied from the message: ordering per (subscription, job) and the audit filters.
-    sa.Column("job_id", UUID(as_uuid=True), nullable=False),
+    # Copied from the message: ordering per (subscription, job) and the audit filters. None
+    # for operational events, which are ordered among themselves.
+    sa.Column("job_id", UUID(as_uuid=True)),
     sa.Column("event_type", sa.Text, nullable=False),
     sa.Column("status", _enum(DeliveryStatus, "status"), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
@@ -269,9 +287,15 @@ deliveries = sa.Table(
     ),
     sa.Index("ix_deliveries_dead_id", "id", postgresql_where=sa.text("status = 'dead'")),
     sa.Index(
-        "ix_deliveries_due",
+        "ix_deliveries_due_by_subscription",
+        "subscription_id",
         "next_attempt_at",
         postgresql_where=sa.text("status = 'pending'"),
+    ),
+    sa.Index(
+        "ix_deliveries_leased",
+        "subscription_id",
+        postgresql_where=sa.text("status = 'pending' AND lease_until IS NOT NULL"),
     ),
 )
 
