@@ -58,6 +58,7 @@ class Settings:
     delivery_timeout_seconds: float = 15.0
     delivery_concurrency: int = 32
     webhook_disable_after_seconds: float = 5 * 24 * 3600.0
+    webhook_disabled_queue_seconds: float = 3 * 24 * 3600.0
     webhook_secret_overlap_seconds: float = 24 * 3600.0
     allowed_webhook_nets: tuple[IpNetwork, ...] = ()
     log_format: Literal["json", "text"] = "json"
@@ -370,6 +371,12 @@ VARIABLES = (
         "webhook_disable_after_seconds",
         values.parse_positive,
         "a subscription failing without a success for this long is disabled (5 days)",
+    ),
+    Variable(
+        "ICEHOOK_WEBHOOK_DISABLED_QUEUE_SECONDS",
+        "webhook_disabled_queue_seconds",
+        values.parse_positive,
+        "a disabled subscription's events are still queued for it this long (3 days)",
     ),
     Variable(
         "ICEHOOK_WEBHOOK_SECRET_OVERLAP_SECONDS",

@@ -176,6 +176,7 @@ def create_app(
         parts.sessionmaker,
         settings.allowed_webhook_nets,
         timedelta(seconds=settings.webhook_secret_overlap_seconds),
+        settings.webhook_disabled_queue_seconds,
     )
     delivery_routes = DeliveryRoutes(parts.sessionmaker)
     return create_http_app(

@@ -28,7 +28,11 @@ from app.core.values import format_duration
 from app.http.contracts.common import encode_cursor, encode_id_cursor, page_resource
 from app.http.contracts.deliveries import delivery_resource, parse_delivery_query
 from app.http.contracts.jobs import parse_job_query, timeline_resource
-from app.http.contracts.subscriptions import parse_subscription, subscription_resource
+from app.http.contracts.subscriptions import (
+    parse_replay,
+    parse_subscription,
+    subscription_resource,
+)
 from app.http.routes.deliveries import delivery_detail
 from app.settings import Settings
 from app.store import audit, deliveries, subscriptions
@@ -89,6 +93,12 @@ def add_commands(commands: Any, run: Callable[[argparse.Namespace, Command], Non
     command(
         group, "delete", "delete one (its undelivered events become dead)", unsubscribe
     ).add_argument("id")
+    recover = command(
+        group, "recover", "send again what it has not been delivered of a period", recover_events
+    )
+    recover.add_argument("id")
+    recover.add_argument("--since", required=True, metavar="ISO-8601", help="events from then")
+    recover.add_argument("--until", metavar="ISO-8601", help="events before then (default: now)")
 
 
 def _one_of(values: Iterable[enum.Enum]) -> str:
@@ -219,14 +229,33 @@ async def subscribe(args: argparse.Namespace, session: AsyncSession, settings: S
 
 
 async def unsubscribe(args: argparse.Namespace, session: AsyncSession, settings: Settings) -> None:
-    try:
-        subscription_id = uuid.UUID(args.id)
-    except ValueError:
-        raise NotFound(f"no subscription {args.id!r}") from None
+    subscription_id = _subscription_id(args.id)
     if not await subscriptions.delete(session, subscription_id):
         raise NotFound(f"no subscription {args.id!r}")
     if not args.json:
         print(f"subscription {subscription_id} deleted")
+
+
+async def recover_events(
+    args: argparse.Namespace, session: AsyncSession, settings: Settings
+) -> None:
+    """What ``POST /v1/subscriptions/{id}/recover`` does: only what was not delivered."""
+    subscription_id = _subscription_id(args.id)
+    since, until = parse_replay(_params(args, ("since", "until")))
+    if await subscriptions.find(session, subscription_id) is None:
+        raise NotFound(f"no subscription {args.id!r}")
+    count = await deliveries.replay(session, subscription_id, since, until, recovering=True)
+    if args.json:
+        _print_json({"recovered": count})
+    else:
+        print(f"{count} undelivered events of subscription {subscription_id} are due again now")
+
+
+def _subscription_id(given: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(given)
+    except ValueError:
+        raise NotFound(f"no subscription {given!r}") from None
 
 
 # -- purge ----------------------------------------------------------------------------------

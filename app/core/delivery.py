@@ -49,6 +49,17 @@ class Verdict:
     gone: bool = False
 
 
+@dataclass(frozen=True)
+class DisablingRule:
+    """When icehook disables a subscription by itself, and what it keeps doing for it: it is
+    disabled by a 410 or after failing without one success for ``after_seconds``, and its
+    new events are still queued for it for ``queue_seconds`` after (enabling it again
+    within them catches up without a replay)."""
+
+    after_seconds: float
+    queue_seconds: float
+
+
 def verdict(
     attempt: Attempt, attempts_before: int, schedule: Sequence[float], rng: random.Random
 ) -> Verdict:

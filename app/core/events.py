@@ -2,7 +2,12 @@
 
 Every transition of a job is one event, ``{kind}.{status}`` (``job.succeeded``,
 ``batch.failed``...), whose body is ``{"type", "timestamp", "data": <the job resource>}``.
-A subscription's ``event_types`` hold event types or patterns: ``job.*``, ``batch.*``, ``*``.
+Operational events tell of a subscription: ``subscription.disabled`` (by icehook, after a
+410 or failing too long, or through the API) and ``subscription.enabled``, with the
+subscription (without its secrets or headers) as ``data``.
+A subscription's ``event_types`` hold event types or patterns: ``job.*``, ``batch.*``,
+``subscription.*``, and ``*``, every job and batch event (operational events go only to
+subscriptions that name them: a receiver written for jobs never meets them by surprise).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 
 from app.core.statuses import JobKind, JobStatus
 
-EVENT_TYPES = (
+JOB_EVENT_TYPES = (
     "job.submitted",
     "job.queuing",
     "job.processing",
@@ -28,10 +33,28 @@ EVENT_TYPES = (
     "batch.rejected",
     "batch.abandoned",
 )
+SUBSCRIPTION_DISABLED = "subscription.disabled"
+SUBSCRIPTION_ENABLED = "subscription.enabled"
+OPERATIONAL_EVENT_TYPES = (SUBSCRIPTION_DISABLED, SUBSCRIPTION_ENABLED)
+EVENT_TYPES = (*JOB_EVENT_TYPES, *OPERATIONAL_EVENT_TYPES)
 
 
 # What a subscription's ``event_types`` may hold: a type, every type of a kind, or all.
-PATTERNS = frozenset({*EVENT_TYPES, *(f"{kind.value}.*" for kind in JobKind), "*"})
+PATTERNS = frozenset(
+    {*EVENT_TYPES, *(f"{kind.value}.*" for kind in JobKind), "subscription.*", "*"}
+)
+
+# What an operational event tells of its subscription.
+SUBSCRIPTION_FIELDS = (
+    "id",
+    "url",
+    "description",
+    "event_types",
+    "enabled",
+    "disabled_reason",
+    "disabled_at",
+    "queue_until",
+)
 
 
 # The job resource: the fields of a job the API shows and every webhook carries.
@@ -79,3 +102,16 @@ def webhook_body(event: str, row: Mapping[Any, Any]) -> dict[str, Any]:
     """What subscribers receive for ``event`` of the job ``row`` (as it is after the
     transition): its time is the job's ``updated_at``, the transition's own."""
     return {"type": event, "timestamp": row["updated_at"].isoformat(), "data": job_resource(row)}
+
+
+def new_event_id() -> str:
+    """A new event's id: its webhooks' ``webhook-id``, the same on every retry."""
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def subscription_event_body(event: str, row: Mapping[Any, Any]) -> dict[str, Any]:
+    """What subscribers receive for the operational ``event`` about the subscription ``row``
+    (as it is after the change): its time is the subscription's ``updated_at``."""
+    data = {name: plain(row[name]) for name in SUBSCRIPTION_FIELDS}
+    data["event_types"] = list(row["event_types"])
+    return {"type": event, "timestamp": row["updated_at"].isoformat(), "data": data}

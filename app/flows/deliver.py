@@ -4,14 +4,23 @@ The ``Deliverer`` keeps up to ``ICEHOOK_DELIVERY_CONCURRENCY`` requests in fligh
 delivery is claimed with a lease (``store.deliveries.claim``), sent outside any transaction
 (``webhooks.sender.send``, within its deadline), judged (``core.delivery.verdict``) and
 recorded in a group commit with the others that finished meanwhile.
+
+The slots are shared fairly: no subscription holds more than half of them
+(``share_of``), nor more than its own limits allow across all workers, and each claim
+gives every subscription with due deliveries its turn before any gets a second one. So a
+subscriber that answers slowly, or not at all within the deadline, keeps only its share
+busy, and the others' webhooks go out beside it. (docs/webhooks.md, "Isolation")
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
+import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -20,10 +29,10 @@ from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import outbound
-from app.core.delivery import Attempt, verdict
+from app.core.delivery import Attempt, DisablingRule, verdict
 from app.core.health import Watch
 from app.flows.leasing import LeaseKeeper
-from app.flows.reporting import log_failure
+from app.flows.reporting import log_disabled, log_failure
 from app.settings import Settings
 from app.store import deliveries
 from app.store.batching import GroupCommit
@@ -39,6 +48,12 @@ MAX_RECORDED_TOGETHER = 256  # finished deliveries recorded in one transaction
 # meanwhile); a webhook waits for the next claim.
 CLAIM_GAP_SECONDS = 0.005
 ERROR_PAUSE_SECONDS = 2.0
+
+
+def share_of(concurrency: int) -> int:
+    """The most of a worker's ``concurrency`` slots one subscription may hold: half, so
+    that a slow subscriber can never take the slots another one's webhooks need."""
+    return max(1, concurrency // 2)
 
 
 class Deliverer:
@@ -73,6 +88,7 @@ class Deliverer:
         tracing.instrument_client(self.client)
         self._records = GroupCommit(self._record, MAX_RECORDED_TOGETHER)
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._held: Counter[uuid.UUID] = Counter()  # requests in flight, by subscription
 
     async def run(self, stopping: Callable[[], bool], poll_seconds: float) -> None:
         """Claim and send until ``stopping()``; sleep while nothing is due or every slot is
@@ -108,14 +124,28 @@ class Deliverer:
         if free <= 0:
             return 0
         async with self.sessionmaker.begin() as session:
-            claimed = await deliveries.claim(session, limit=free, lease_seconds=self.leases.seconds)
+            claimed = await deliveries.claim(
+                session,
+                limit=free,
+                lease_seconds=self.leases.seconds,
+                share=share_of(self.settings.delivery_concurrency),
+                held=+self._held,
+            )
         for delivery in claimed:
+            subscription_id = delivery["subscription_id"]
+            self._held[subscription_id] += 1
             task = asyncio.create_task(self._deliver(delivery))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(functools.partial(self._release, subscription_id))
         if len(claimed) == free:
             self.waker.wake()  # more may be due
         return len(claimed)
+
+    def _release(self, subscription_id: uuid.UUID, _: object) -> None:
+        self._held[subscription_id] -= 1
+        if self._held[subscription_id] <= 0:
+            del self._held[subscription_id]
 
     async def _deliver(self, delivery: RowMapping) -> None:
         try:
@@ -157,8 +187,14 @@ class Deliverer:
             (delivery, attempt, verdict(attempt, delivery["attempts"], schedule, self.rng))
             for delivery, attempt in finished
         ]
+        rule = DisablingRule(
+            after_seconds=self.settings.webhook_disable_after_seconds,
+            queue_seconds=self.settings.webhook_disabled_queue_seconds,
+        )
         async with self.sessionmaker.begin() as session:
-            await deliveries.record(session, judged, self.settings.webhook_disable_after_seconds)
+            disabled = await deliveries.record(session, judged, rule)
+        for subscription in disabled:
+            log_disabled(subscription)
         return [None] * len(finished)
 
     async def close(self) -> None:

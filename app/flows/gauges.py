@@ -54,6 +54,8 @@ class DatabaseGauges:
             metrics.JOBS.labels(status.value).set(reading.jobs.get(status, 0))
         metrics.FATE_UNKNOWN.set(reading.fate_unknown)
         metrics.PENDING_DELIVERIES.set(reading.pending_deliveries)
+        for state in metrics.SUBSCRIPTION_STATES:
+            metrics.SUBSCRIPTIONS.labels(state).set(reading.subscriptions.get(state, 0))
         oldest = reading.oldest_pending
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         metrics.OLDEST_PENDING.set(age)

@@ -291,6 +291,7 @@ class Counts:
     pending_deliveries: int
     oldest_pending: datetime | None  # when the oldest pending delivery was created
     fate_unknown: int  # submissions ICE cannot show whether it has
+    subscriptions: Mapping[str, int]  # not deleted, by state: enabled, failing, disabled
 
 
 async def counts(session: AsyncSession) -> Counts:
@@ -308,7 +309,25 @@ async def counts(session: AsyncSession) -> Counts:
         sa.select(sa.func.count()).where(JOB.c.fate_unknown_since.is_not(None))
     )
     pending = by_status["deliveries"].get(DeliveryStatus.PENDING, 0)
-    return Counts(by_status["jobs"], pending, oldest, unknown or 0)
+    return Counts(by_status["jobs"], pending, oldest, unknown or 0, await _subscriptions(session))
+
+
+SUBSCRIPTION = tables.subscriptions
+SUBSCRIPTION_STATE = sa.case(
+    (sa.not_(SUBSCRIPTION.c.enabled), "disabled"),
+    (SUBSCRIPTION.c.failing_since.is_not(None), "failing"),
+    else_="enabled",
+)
+
+
+async def _subscriptions(session: AsyncSession) -> dict[str, int]:
+    """Subscriptions in use by state (a small table, counted)."""
+    rows = await session.execute(
+        sa.select(SUBSCRIPTION_STATE, sa.func.count())
+        .where(SUBSCRIPTION.c.deleted_at.is_(None))
+        .group_by(SUBSCRIPTION_STATE)
+    )
+    return {state: count for state, count in rows}
 
 
 def _deliveries() -> sa.Select[Any]:

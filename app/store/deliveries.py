@@ -19,48 +19,101 @@ import sqlalchemy as sa
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.delivery import Attempt, Verdict
+from app.core.delivery import Attempt, DisablingRule, Verdict
 from app.core.errors import Conflict
 from app.core.statuses import DeliveryStatus
-from app.store import tables
+from app.store import subscriptions, tables
 from app.store.batching import columns
-from app.store.jobs import WANTS
+from app.store.fanout import wants
 from app.store.notify import DELIVERIES, notify
 
 DELIVERY, SUBSCRIPTION, OUTBOX = tables.deliveries, tables.subscriptions, tables.outbox
 
 # Leases up to :limit due deliveries for :lease_seconds, each the earliest undone event of
-# its job for its subscription, and answers them with their message (and the traceparent
-# its webhook's span continues) and subscription.
+# its job (operational events, which have no job: of them all) for its subscription, and
+# answers them with their message (and the traceparent its webhook's span continues) and
+# subscription. Fair: each subscription gets at most what its room allows (its own
+# max_in_flight less its requests in flight on every worker; :share less this worker's own
+# requests for it, :held; what its max_per_second allows now, paced by paced_until), and
+# the subscriptions take turns: every one's first due delivery before anyone's second.
 CLAIM = sa.text(
     """
-    WITH due AS (
-        SELECT deliveries.id
-        FROM deliveries JOIN subscriptions ON subscriptions.id = deliveries.subscription_id
-        WHERE deliveries.status = 'pending'
-          AND deliveries.next_attempt_at <= now()
-          AND (deliveries.lease_until IS NULL OR deliveries.lease_until < clock_timestamp())
-          AND subscriptions.enabled AND subscriptions.deleted_at IS NULL
-          AND NOT EXISTS (
-              SELECT FROM deliveries AS earlier
-              WHERE earlier.subscription_id = deliveries.subscription_id
-                AND earlier.job_id = deliveries.job_id
-                AND earlier.message_id < deliveries.message_id
-                AND earlier.status = 'pending'
-          )
-        ORDER BY deliveries.next_attempt_at
-        LIMIT :limit
-        FOR UPDATE OF deliveries SKIP LOCKED
+    WITH in_flight AS (
+        SELECT subscription_id, count(*) AS n FROM deliveries
+        WHERE status = 'pending' AND lease_until IS NOT NULL
+          AND lease_until >= clock_timestamp()
+        GROUP BY subscription_id
+    ), held AS (
+        SELECT * FROM unnest(CAST(:held_ids AS uuid[]), CAST(:held_counts AS int[]))
+            AS h(subscription_id, n)
+    ), room AS (
+        SELECT subscriptions.id, greatest(0, least(
+            :limit,
+            subscriptions.max_in_flight - coalesce(in_flight.n, 0),
+            :share - coalesce(held.n, 0),
+            CASE
+                WHEN subscriptions.max_per_second IS NULL THEN :limit
+                WHEN subscriptions.paced_until IS NULL
+                  OR subscriptions.paced_until <= clock_timestamp()
+                    THEN greatest(1, floor(subscriptions.max_per_second))
+                ELSE floor(subscriptions.max_per_second * (1 - extract(
+                    epoch FROM subscriptions.paced_until - clock_timestamp())))
+            END
+        )) AS free
+        FROM subscriptions
+        LEFT JOIN in_flight ON in_flight.subscription_id = subscriptions.id
+        LEFT JOIN held ON held.subscription_id = subscriptions.id
+        WHERE subscriptions.enabled AND subscriptions.deleted_at IS NULL
+    ), due AS (
+        SELECT picked.id, picked.next_attempt_at, row_number() OVER (
+            PARTITION BY picked.subscription_id ORDER BY picked.next_attempt_at
+        ) AS turn
+        FROM room CROSS JOIN LATERAL (
+            SELECT deliveries.id, deliveries.subscription_id, deliveries.next_attempt_at
+            FROM deliveries
+            WHERE deliveries.subscription_id = room.id
+              AND deliveries.status = 'pending'
+              AND deliveries.next_attempt_at <= now()
+              AND (deliveries.lease_until IS NULL OR deliveries.lease_until < clock_timestamp())
+              AND NOT EXISTS (
+                  SELECT FROM deliveries AS earlier
+                  WHERE earlier.subscription_id = deliveries.subscription_id
+                    AND earlier.job_id = deliveries.job_id
+                    AND earlier.message_id < deliveries.message_id
+                    AND earlier.status = 'pending'
+              )
+              AND (deliveries.job_id IS NOT NULL OR NOT EXISTS (
+                  SELECT FROM deliveries AS earlier
+                  WHERE earlier.subscription_id = deliveries.subscription_id
+                    AND earlier.job_id IS NULL
+                    AND earlier.message_id < deliveries.message_id
+                    AND earlier.status = 'pending'
+              ))
+            ORDER BY deliveries.next_attempt_at
+            LIMIT room.free
+            FOR UPDATE OF deliveries SKIP LOCKED
+        ) AS picked
+        WHERE room.free > 0
+    ), chosen AS (
+        SELECT id FROM due ORDER BY turn, next_attempt_at LIMIT :limit
     ), leased AS (
         UPDATE deliveries
         SET lease_until = clock_timestamp() + make_interval(secs => :lease_seconds)
-        WHERE id IN (SELECT id FROM due)
+        WHERE id IN (SELECT id FROM chosen)
         RETURNING id, attempts, subscription_id, message_id
+    ), paced AS (
+        UPDATE subscriptions SET paced_until = greatest(
+            subscriptions.paced_until, clock_timestamp()
+        ) + make_interval(secs => taken.n / subscriptions.max_per_second)
+        FROM (SELECT subscription_id, count(*) AS n FROM leased GROUP BY subscription_id)
+            AS taken
+        WHERE subscriptions.id = taken.subscription_id
+          AND subscriptions.max_per_second IS NOT NULL
     )
     SELECT leased.id, leased.attempts, leased.subscription_id,
            outbox.event_id, outbox.event_type, outbox.payload, outbox.traceparent,
            subscriptions.url, subscriptions.secret, subscriptions.previous_secret,
-           subscriptions.previous_secret_until
+           subscriptions.previous_secret_until, subscriptions.headers
     FROM leased
     JOIN outbox ON outbox.id = leased.message_id
     JOIN subscriptions ON subscriptions.id = leased.subscription_id
@@ -68,9 +121,28 @@ CLAIM = sa.text(
 )
 
 
-async def claim(session: AsyncSession, *, limit: int, lease_seconds: float) -> list[RowMapping]:
-    """Lease up to ``limit`` due deliveries (``CLAIM``)."""
-    rows = await session.execute(CLAIM, {"limit": limit, "lease_seconds": lease_seconds})
+async def claim(
+    session: AsyncSession,
+    *,
+    limit: int,
+    lease_seconds: float,
+    share: int | None = None,
+    held: Mapping[uuid.UUID, int] | None = None,
+) -> list[RowMapping]:
+    """Lease up to ``limit`` due deliveries (``CLAIM``), at most ``share`` (default: no
+    bound but ``limit``) in flight for one subscription in this worker, which holds ``held``
+    (its requests in flight, by subscription)."""
+    held = held or {}
+    rows = await session.execute(
+        CLAIM,
+        {
+            "limit": limit,
+            "lease_seconds": lease_seconds,
+            "share": limit if share is None else share,
+            "held_ids": list(held),
+            "held_counts": list(held.values()),
+        },
+    )
     return list(rows.mappings())
 
 
@@ -116,11 +188,12 @@ RECORD_DELIVERED = sa.text(
 async def record(
     session: AsyncSession,
     finished: Sequence[tuple[Mapping[Any, Any], Attempt, Verdict]],
-    disable_after: float,
-) -> None:
+    rule: DisablingRule,
+) -> list[RowMapping]:
     """Log each attempt of ``finished`` (a claimed delivery, its attempt, and what it means)
     and settle its delivery; a subscription that answered 410, or has failed without one
-    success for ``disable_after`` seconds, is disabled."""
+    success for ``rule.after_seconds``, is disabled (``subscriptions.disable``). Returns the
+    subscriptions this disabled."""
     delivered = [
         {
             "id": delivery["id"],
@@ -134,9 +207,17 @@ async def record(
     ]
     if delivered:
         await session.execute(RECORD_DELIVERED, columns(delivered))
+    disabled = []
     for delivery, attempt, verdict in finished:
         if verdict.status != DeliveryStatus.DELIVERED:
-            await _record_failure(session, delivery, attempt, verdict, disable_after)
+            reason = await _record_failure(session, delivery, attempt, verdict, rule.after_seconds)
+            if reason is not None:
+                row = await subscriptions.disable(
+                    session, delivery["subscription_id"], reason, rule.queue_seconds
+                )
+                if row is not None:
+                    disabled.append(row)
+    return disabled
 
 
 async def _record_failure(
@@ -145,8 +226,8 @@ async def _record_failure(
     attempt: Attempt,
     verdict: Verdict,
     disable_after: float,
-) -> None:
-    subscription = SUBSCRIPTION.c.id == delivery["subscription_id"]
+) -> str | None:
+    """Settle a failed attempt; why its subscription must be disabled now, if it must."""
     values: dict[str, Any] = {
         "status": verdict.status,
         "attempts": DELIVERY.c.attempts + 1,
@@ -156,10 +237,6 @@ async def _record_failure(
     }
     if verdict.retry_in is not None:
         values["next_attempt_at"] = sa.func.now() + timedelta(seconds=verdict.retry_in)
-    if verdict.gone:
-        await _disable(session, subscription, "the endpoint answered 410 Gone")
-    else:
-        await _note_failure(session, subscription, disable_after)
     logged = sa.insert(tables.delivery_attempts).values(
         delivery_id=delivery["id"],
         status_code=attempt.status_code,
@@ -173,23 +250,12 @@ async def _record_failure(
         .values(values)
         .add_cte(logged.cte("logged"))  # PostgreSQL runs a data-modifying WITH unread too
     )
-
-
-async def _disable(session: AsyncSession, which: sa.ColumnElement[bool], reason: str) -> None:
-    await session.execute(
-        sa.update(SUBSCRIPTION)
-        .where(which, SUBSCRIPTION.c.enabled)
-        .values(enabled=False, disabled_reason=reason, updated_at=sa.func.now())
-    )
-
-
-async def _note_failure(
-    session: AsyncSession, which: sa.ColumnElement[bool], disable_after: float
-) -> None:
+    if verdict.gone:
+        return "the endpoint answered 410 Gone"
     failing_since = (
         await session.execute(
             sa.update(SUBSCRIPTION)
-            .where(which)
+            .where(SUBSCRIPTION.c.id == delivery["subscription_id"])
             .values(failing_since=sa.func.coalesce(SUBSCRIPTION.c.failing_since, sa.func.now()))
             .returning(SUBSCRIPTION.c.failing_since)
         )
@@ -197,12 +263,11 @@ async def _note_failure(
     if failing_since is not None and failing_since <= datetime.now(UTC) - timedelta(
         seconds=disable_after
     ):
-        await _disable(
-            session,
-            which,
+        return (
             f"every delivery has failed since {failing_since.isoformat()}, "
-            f"longer than {disable_after:g} s",
+            f"longer than {disable_after:g} s"
         )
+    return None
 
 
 # -- by hand --------------------------------------------------------------------------------------
@@ -210,34 +275,44 @@ async def _note_failure(
 # What makes a delivery due again, with a fresh retry schedule (a leased one keeps its lease).
 DUE_AGAIN = "status = 'pending', attempts = 0, next_attempt_at = now(), delivered_at = NULL"
 
-# Every recorded event of a period that a subscription wants, queued for it again (also
-# those from before it existed).
+# Every recorded event of a period that a subscription wants (its types and its filter),
+# queued for it again: every one (a replay; also those from before it existed), or
+# (:recovering) only those it was meant to receive and did not, yet.
 REPLAY = sa.text(
     f"""
     INSERT INTO deliveries (message_id, subscription_id, job_id, event_type, status)
-    SELECT id, CAST(:subscription_id AS uuid), job_id, event_type, 'pending' FROM outbox
-    WHERE created_at >= :since
-      AND (CAST(:until AS timestamptz) IS NULL OR created_at < :until)
-      AND {WANTS.format(patterns="CAST(:event_types AS text[])", event="outbox.event_type")}
-    ORDER BY id
+    SELECT outbox.id, subscriptions.id, outbox.job_id, outbox.event_type, 'pending'
+    FROM outbox JOIN subscriptions ON subscriptions.id = :subscription_id
+    LEFT JOIN jobs ON jobs.id = outbox.job_id
+    WHERE outbox.created_at >= :since
+      AND (CAST(:until AS timestamptz) IS NULL OR outbox.created_at < :until)
+      AND {wants(subscription="subscriptions", job="jobs", event="outbox.event_type")}
+      AND NOT (:recovering AND outbox.created_at < subscriptions.created_at)
+    ORDER BY outbox.id
     ON CONFLICT (message_id, subscription_id) DO UPDATE SET {DUE_AGAIN}
+        WHERE NOT (:recovering AND deliveries.status = 'delivered')
     RETURNING id
     """
 )
 
 
 async def replay(
-    session: AsyncSession, subscription: Mapping[Any, Any], since: datetime, until: datetime | None
+    session: AsyncSession,
+    subscription_id: uuid.UUID,
+    since: datetime,
+    until: datetime | None,
+    *,
+    recovering: bool = False,
 ) -> int:
-    """Send ``subscription`` again every recorded event it wants from ``since`` (to
-    ``until``); returns how many."""
+    """Send the subscription again every recorded event it wants from ``since`` (to
+    ``until``), or when ``recovering`` only those not delivered to it; returns how many."""
     queued = await session.execute(
         REPLAY,
         {
-            "subscription_id": subscription["id"],
+            "subscription_id": subscription_id,
             "since": since,
             "until": until,
-            "event_types": list(subscription["event_types"]),
+            "recovering": recovering,
         },
     )
     count = len(queued.all())

@@ -22,12 +22,13 @@ from sqlalchemy import RowMapping
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.events import event_type, webhook_body
+from app.core.events import event_type, new_event_id, webhook_body
 from app.core.judging import Work
 from app.core.moves import CHANGEABLE, Move, furthest
 from app.core.statuses import TERMINAL_STATUSES, CallbackOutcome, JobKind, JobStatus
 from app.store import tables
 from app.store.batching import columns
+from app.store.fanout import receives
 from app.store.notify import DELIVERIES
 
 JOB = tables.jobs
@@ -56,12 +57,9 @@ MOVE_JOBS = sa.text(
     """
 )
 
-# A subscription wants an event when its event_types hold the type, its kind's ``kind.*``,
-# or ``*`` (core.events.PATTERNS).
-WANTS = "{patterns} && ARRAY[{event}, split_part({event}, '.', 1) || '.*', '*']"
-
-# Each transition's event, its outbox message, and the message's deliveries to the enabled
-# subscriptions that want it; the delivery workers are woken at commit if there is any.
+# Each transition's event, its outbox message, and the message's deliveries to the
+# subscriptions that receive it (store.fanout); the delivery workers are woken at commit if
+# there is any.
 RECORD_EVENTS = sa.text(
     f"""
     WITH moved AS (
@@ -84,9 +82,8 @@ RECORD_EVENTS = sa.text(
     ), fanned AS (
         INSERT INTO deliveries (message_id, subscription_id, job_id, event_type, status)
         SELECT message.id, subscriptions.id, message.job_id, message.event_type, 'pending'
-        FROM message JOIN subscriptions
-          ON subscriptions.enabled AND subscriptions.deleted_at IS NULL
-         AND {WANTS.format(patterns="subscriptions.event_types", event="message.event_type")}
+        FROM message JOIN jobs ON jobs.id = message.job_id JOIN subscriptions
+          ON {receives(subscription="subscriptions", job="jobs", event="message.event_type")}
         RETURNING id
     )
     SELECT pg_notify('{DELIVERIES}', '') WHERE EXISTS (SELECT FROM fanned)
@@ -133,7 +130,7 @@ def _event(move: Move, row: RowMapping) -> dict[str, Any]:
         "to_status": move.status.value,
         "source": move.source.value,
         "payload": json.dumps(dict(move.payload)) if move.payload is not None else None,
-        "event_id": f"msg_{uuid.uuid4().hex}",
+        "event_id": new_event_id(),
         "event_type": type_,
         "message": json.dumps(webhook_body(type_, row)),
         "traceparent": move.traceparent,

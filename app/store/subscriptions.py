@@ -1,7 +1,9 @@
-"""Webhook subscriptions: created, listed, changed, rotated and deleted (their history kept)."""
+"""Webhook subscriptions: created, listed, changed, disabled and enabled (each told to the
+subscriptions that want operational events), rotated and deleted (their history kept)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
@@ -11,8 +13,15 @@ import sqlalchemy as sa
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.events import (
+    SUBSCRIPTION_DISABLED,
+    SUBSCRIPTION_ENABLED,
+    new_event_id,
+    subscription_event_body,
+)
 from app.core.statuses import DeliveryStatus
 from app.store import tables
+from app.store.fanout import receives
 from app.store.notify import DELIVERIES, notify
 
 SUBSCRIPTION = tables.subscriptions
@@ -49,21 +58,117 @@ async def find(session: AsyncSession, subscription_id: uuid.UUID) -> RowMapping 
 
 
 async def change(
-    session: AsyncSession, subscription_id: uuid.UUID, values: Mapping[str, Any]
+    session: AsyncSession,
+    subscription_id: uuid.UUID,
+    values: Mapping[str, Any],
+    queue_disabled_for: float,
 ) -> RowMapping:
-    """Change ``values`` (its columns); enabling it clears why it was disabled, and wakes the
-    delivery workers for its held deliveries."""
-    if values.get("enabled"):
-        values = {**values, "disabled_reason": None, "failing_since": None}
+    """Change ``values`` (its columns); ``enabled`` disables (``disable``) or enables it
+    (``enable``) if it is not so already."""
+    values = dict(values)
+    enabled = values.pop("enabled", None)
     changed = await session.execute(
         sa.update(SUBSCRIPTION)
         .where(SUBSCRIPTION.c.id == subscription_id)
         .values(**values, updated_at=sa.func.now())
         .returning(*SUBSCRIPTION.c)
     )
-    if values.get("enabled"):
+    row = changed.mappings().one()
+    if enabled is False:
+        row = (
+            await disable(session, subscription_id, "disabled through the API", queue_disabled_for)
+            or row
+        )
+    elif enabled is True:
+        row = await enable(session, subscription_id) or row
+    return row
+
+
+async def disable(
+    session: AsyncSession, subscription_id: uuid.UUID, reason: str, queue_for: float
+) -> RowMapping | None:
+    """Disable the subscription for ``reason``, its events still queued for it for
+    ``queue_for`` seconds, and announce it (``subscription.disabled``); None if it was not
+    enabled (then nothing changes)."""
+    disabled = await session.execute(
+        sa.update(SUBSCRIPTION)
+        .where(SUBSCRIPTION.c.id == subscription_id, SUBSCRIPTION.c.enabled)
+        .values(
+            enabled=False,
+            disabled_reason=reason,
+            disabled_at=sa.func.now(),
+            queue_until=sa.func.now() + timedelta(seconds=queue_for),
+            updated_at=sa.func.now(),
+        )
+        .returning(*SUBSCRIPTION.c)
+    )
+    row = disabled.mappings().one_or_none()
+    if row is not None:
+        await announce(session, SUBSCRIPTION_DISABLED, row)
+    return row
+
+
+async def enable(session: AsyncSession, subscription_id: uuid.UUID) -> RowMapping | None:
+    """Enable a disabled subscription (why it was disabled cleared; the events queued for it
+    meanwhile become due) and announce it (``subscription.enabled``); None if it was not
+    disabled."""
+    enabled = await session.execute(
+        sa.update(SUBSCRIPTION)
+        .where(
+            SUBSCRIPTION.c.id == subscription_id,
+            sa.not_(SUBSCRIPTION.c.enabled),
+            SUBSCRIPTION.c.deleted_at.is_(None),
+        )
+        .values(
+            enabled=True,
+            disabled_reason=None,
+            failing_since=None,
+            disabled_at=None,
+            queue_until=None,
+            updated_at=sa.func.now(),
+        )
+        .returning(*SUBSCRIPTION.c)
+    )
+    row = enabled.mappings().one_or_none()
+    if row is not None:
+        await announce(session, SUBSCRIPTION_ENABLED, row)
         await session.execute(sa.select(notify(DELIVERIES)))
-    return changed.mappings().one()
+    return row
+
+
+# An operational event: its outbox message (no job) and its deliveries to the other
+# subscriptions that receive it; the delivery workers are woken at commit if there is any.
+ANNOUNCE = sa.text(
+    f"""
+    WITH message AS (
+        INSERT INTO outbox (event_id, event_type, payload)
+        VALUES (:event_id, :event_type, CAST(:payload AS jsonb))
+        RETURNING id, job_id, event_type
+    ), fanned AS (
+        INSERT INTO deliveries (message_id, subscription_id, job_id, event_type, status)
+        SELECT message.id, subscriptions.id, NULL, message.event_type, 'pending'
+        FROM message LEFT JOIN jobs ON jobs.id = message.job_id JOIN subscriptions
+          ON {receives(subscription="subscriptions", job="jobs", event="message.event_type")}
+         AND subscriptions.id <> :subject
+        RETURNING id
+    )
+    SELECT pg_notify('{DELIVERIES}', '') WHERE EXISTS (SELECT FROM fanned)
+    """
+)
+
+
+async def announce(session: AsyncSession, event: str, row: Mapping[Any, Any]) -> None:
+    """Record the operational ``event`` about the subscription ``row`` and queue it for
+    the other subscriptions that want it."""
+    await session.execute(
+        ANNOUNCE,
+        {
+            "event_id": new_event_id(),
+            "event_type": event,
+            "payload": json.dumps(subscription_event_body(event, row)),
+            "subject": row["id"],
+        },
+    )
 
 
 async def rotate(

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, UUID
 
 from app.core.access import Role
+from app.core.shaping import DEFAULT_MAX_IN_FLIGHT
 from app.core.statuses import CallbackOutcome, DeliveryStatus, EventSource, JobKind, JobStatus
 
 NAMING_CONVENTION = {
@@ -191,17 +192,21 @@ subscriptions = sa.Table(
     sa.Column("previous_secret", sa.Text),
     sa.Column("previous_secret_until", sa.DateTime(timezone=True)),
     sa.Column("failing_since", sa.DateTime(timezone=True)),
-    # Since when it is disabled: its events are queued for it for a while after.
+    # Since when it is disabled, and until when its events are still queued for it (so that
+    # enabling it again catches up without a replay).
     sa.Column("disabled_at", sa.DateTime(timezone=True)),
+    sa.Column("queue_until", sa.DateTime(timezone=True)),
     # Its limits, across all workers: requests in flight, and a second (None: no limit), the
     # pace kept by ``paced_until`` (when the next request may start, at the latest).
-    sa.Column("max_in_flight", sa.Integer, nullable=False, server_default="16"),
+    sa.Column(
+        "max_in_flight", sa.Integer, nullable=False, server_default=str(DEFAULT_MAX_IN_FLIGHT)
+    ),
     sa.Column("max_per_second", sa.Float),
     sa.Column("paced_until", sa.DateTime(timezone=True)),
     # Which of the events it wants it receives (core.shaping.EventFilter as JSON; None: all).
-    sa.Column("filter", JSONB),
+    sa.Column("filter", JSONB(none_as_null=True)),
     # Static headers sent with each webhook (a gateway's token): write-only through the API.
-    sa.Column("headers", JSONB),
+    sa.Column("headers", JSONB(none_as_null=True)),
     # ``v1``: HMAC-SHA256 with a ``whsec_`` secret; ``v1a``: ed25519 with a ``whsk_`` key.
     sa.Column("signature_scheme", sa.Text, nullable=False, server_default="v1"),
     _created_at(),

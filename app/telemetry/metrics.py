@@ -86,6 +86,14 @@ PENDING_DELIVERIES = Gauge(
     "Webhook deliveries not yet delivered or dead",
     registry=REGISTRY,
 )
+SUBSCRIPTIONS = Gauge(
+    "icehook_subscriptions",
+    "Webhook subscriptions by state: enabled, failing (enabled, failing since its last "
+    "success), disabled (by icehook after a 410 or failing too long, or through the API)",
+    ["state"],
+    registry=REGISTRY,
+)
+SUBSCRIPTION_STATES = ("enabled", "failing", "disabled")
 OLDEST_PENDING = Gauge(
     "icehook_outbox_oldest_pending_seconds",
     "Age of the oldest delivery not yet delivered or dead (0: none)",

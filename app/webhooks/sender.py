@@ -60,12 +60,18 @@ async def _post(
 ) -> Attempt:
     target = await resolve(delivery["url"], settings.allowed_webhook_nets)
     body = json.dumps(delivery["payload"], separators=(",", ":"), ensure_ascii=False)
-    headers = webhook_headers(
-        message_id=delivery["event_id"],
-        body=body,
-        secrets=signing_secrets(delivery, now),
-        now=now,
-    ) | {"host": target.host_header, "content-type": "application/json", "user-agent": USER_AGENT}
+    # The subscription's static headers first, so that nothing of its own could replace the
+    # signature or the framing (they are checked when set: core.shaping.header_problem).
+    headers = (
+        dict(delivery["headers"] or {})
+        | webhook_headers(
+            message_id=delivery["event_id"],
+            body=body,
+            secrets=signing_secrets(delivery, now),
+            now=now,
+        )
+        | {"host": target.host_header, "content-type": "application/json", "user-agent": USER_AGENT}
+    )
     extensions = {"sni_hostname": target.server_name} if target.server_name else {}
     async with client.stream(
         "POST",

@@ -3,7 +3,8 @@
 Each subscription gets its own limits (requests in flight across all workers, requests a
 second, paced by ``paced_until``), a filter on the events it receives, static headers, and
 the scheme it is signed with (``v1`` HMAC or ``v1a`` ed25519). ``disabled_at`` says since
-when a disabled subscription's events are still being queued for it. Operational events
+when a subscription is disabled, ``queue_until`` until when its events are still queued
+for it. Operational events
 (``subscription.disabled``/``enabled``) belong to no job, so an outbox message and its
 deliveries may have no job.
 
@@ -38,6 +39,7 @@ def upgrade() -> None:
         sa.Column("signature_scheme", sa.Text, nullable=False, server_default="v1"),
     )
     add("subscriptions", sa.Column("disabled_at", sa.DateTime(timezone=True)))
+    add("subscriptions", sa.Column("queue_until", sa.DateTime(timezone=True)))
     op.create_check_constraint(
         op.f("ck_subscriptions_signature_scheme"),
         "subscriptions",
@@ -83,6 +85,7 @@ def downgrade() -> None:
     op.drop_constraint(op.f("ck_subscriptions_limits"), "subscriptions")
     op.drop_constraint(op.f("ck_subscriptions_signature_scheme"), "subscriptions")
     for column in (
+        "queue_until",
         "disabled_at",
         "signature_scheme",
         "headers",

@@ -18,6 +18,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from app.core.delivery import next_delay, parse_retry_after
+from app.core.shaping import header_problem, masked
 from app.settings import Settings
 from app.webhooks import addresses
 from app.webhooks.sender import send
@@ -97,6 +98,7 @@ def a_delivery(url: str = "http://localhost:8080/hook") -> dict[str, Any]:
         "secret": SECRET,
         "previous_secret": None,
         "previous_secret_until": None,
+        "headers": None,
     }
 
 
@@ -120,6 +122,54 @@ async def test_a_delivery_is_signed_sent_to_the_checked_address_and_not_redirect
     assert request.headers["webhook-id"] == "msg_1"
     assert (attempt.status_code, attempt.delivered) == (302, False)
     assert attempt.excerpt == "\ufffd" + "x" * 1023
+
+
+async def test_static_headers_go_with_the_webhook_and_never_replace_its_own() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    delivery = a_delivery() | {
+        # Refused when set (core.shaping); were one stored anyway, icehook's own still win.
+        "headers": {"x-gateway-token": "t0ken", "webhook-signature": "v1,forged", "host": "evil"}
+    }
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        attempt = await send(client, delivery, LOOPBACK, datetime.now(UTC))
+    (request,) = seen
+    assert attempt.delivered
+    assert request.headers["x-gateway-token"] == "t0ken"
+    assert request.headers["host"] == "localhost:8080"
+    assert "forged" not in request.headers["webhook-signature"]
+    Webhook(SECRET).verify(request.content.decode(), dict(request.headers))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("Webhook-Signature", "v1,x"),
+        ("webhook-anything", "x"),
+        ("Content-Length", "1"),
+        ("Host", "example.com"),
+        ("Transfer-Encoding", "chunked"),
+        ("Proxy-Authorization", "x"),
+        ("X-Token", "a\r\nInjected: 1"),
+        ("X-Token", "a\nb"),
+        ("X-Token", ""),
+        ("Bad Name", "x"),
+        ("X-Token", "caf\u00e9"),
+    ],
+)
+def test_a_header_that_would_replace_icehooks_own_or_split_the_request_is_refused(
+    name: str, value: str
+) -> None:
+    assert header_problem(name, value) is not None
+
+
+def test_a_gateway_header_is_accepted_and_shown_masked() -> None:
+    assert header_problem("X-Gateway-Token", "Bearer abc.def") is None
+    assert masked({"x-gateway-token": "Bearer abc.def"}) == {"x-gateway-token": "********"}
 
 
 async def test_a_failed_request_is_an_attempt_with_its_error() -> None:

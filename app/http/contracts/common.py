@@ -77,6 +77,9 @@ def _field_error(shape: type[Any], error: ErrorDetails) -> ValidationError:
     field = str(error["loc"][0]) if error["loc"] else "body"
     if error["type"] == "missing":
         return ValidationError(field, "is required")
+    if error["type"] == "extra_forbidden" and len(error["loc"]) > 1:  # in a nested object
+        inner = ".".join(str(part) for part in error["loc"])
+        return ValidationError(field, f"{inner} is not a field here")
     if error["type"] == "extra_forbidden":
         what = "filter" if shape.__pydantic_config__ is FILTERS else "field"
         known = ", ".join(sorted(shape.__annotations__))

@@ -1,5 +1,6 @@
-"""The contract of webhook subscriptions: creating and changing one, the resource, replays,
-and the events subscribers receive."""
+"""The contract of webhook subscriptions: creating and changing one (its filter, headers
+and limits among the rest), the resource, replays and recoveries, and the events
+subscribers receive."""
 
 from __future__ import annotations
 
@@ -14,6 +15,17 @@ from typing_extensions import TypedDict
 
 from app.core.errors import ValidationError
 from app.core.events import EVENT_TYPES, PATTERNS
+from app.core.shaping import (
+    FILTER_KEYS_MAX,
+    FILTER_TEXT_MAX,
+    FILTER_VALUES_MAX,
+    HEADERS_MAX,
+    MAX_IN_FLIGHT_LIMIT,
+    MAX_PER_SECOND_LIMIT,
+    as_text,
+    header_problem,
+    masked,
+)
 from app.http.contracts.common import BODY, Time, resource, validated
 from app.http.contracts.jobs import Job
 
@@ -78,9 +90,96 @@ def _distinct(patterns: list[str]) -> list[str]:
 EventPatterns = Annotated[list[EventPattern], Field(min_length=1), AfterValidator(_distinct)]
 
 
+FilterText = Annotated[str, Field(min_length=1, max_length=FILTER_TEXT_MAX)]
+FilterValue = FilterText | int | float | bool
+OneOrMore = Annotated[
+    list[FilterValue] | FilterValue,
+    Field(description="a value, or a list meaning any of its values"),
+]
+
+
+@with_config(BODY)
+class EventFilterIn(TypedDict, total=False):
+    """Which jobs' events reach the subscription: every key given must match."""
+
+    project_id: OneOrMore
+    user_data: Annotated[
+        dict[FilterText, OneOrMore],
+        Field(
+            max_length=FILTER_KEYS_MAX,
+            description="UserData KEY: VALUE; a number matches its text too (42 and '42')",
+        ),
+    ]
+
+
+class EventFilter(TypedDict, total=False):
+    """A filter as kept: each value as text, in a list."""
+
+    project_id: list[str]
+    user_data: dict[str, list[str]]
+
+
+def _values(field: str, given: Any) -> list[str]:
+    listed = given if isinstance(given, list) else [given]
+    if not listed:
+        raise ValueError(f"{field} must list at least one value")
+    if len(listed) > FILTER_VALUES_MAX:
+        raise ValueError(f"{field} may list at most {FILTER_VALUES_MAX} values")
+    return list(dict.fromkeys(as_text(value) for value in listed))
+
+
+def _kept_filter(given: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not given:
+        return None  # {} or null: every event it wants
+    kept: dict[str, Any] = {}
+    if "project_id" in given:
+        kept["project_id"] = _values("project_id", given["project_id"])
+    if given.get("user_data"):
+        kept["user_data"] = {
+            key: _values(f"user_data.{key}", values) for key, values in given["user_data"].items()
+        }
+    return kept or None
+
+
+def _checked_headers(given: Mapping[str, str] | None) -> dict[str, str] | None:
+    if not given:
+        return None
+    kept: dict[str, str] = {}
+    for name, value in given.items():
+        problem = header_problem(name, value)
+        if problem is not None:
+            raise ValueError(problem)
+        if name.lower() in kept:
+            raise ValueError(f"{name!r} is given twice")
+        kept[name.lower()] = value
+    return kept
+
+
 class _SubscriptionSettings(TypedDict, total=False):
     description: Annotated[str, Field(max_length=DESCRIPTION_MAX)]
     enabled: bool
+    filter: Annotated[
+        EventFilterIn | None,
+        AfterValidator(_kept_filter),
+        Field(description="only the events of jobs it lets through; null or {}: every one"),
+    ]
+    headers: Annotated[
+        dict[str, str] | None,
+        Field(
+            max_length=HEADERS_MAX,
+            description="static headers sent with each webhook (e.g. a gateway's token); "
+            "write-only: shown masked; cannot replace webhook-*, host, content-* and the like",
+        ),
+        AfterValidator(_checked_headers),
+    ]
+    max_in_flight: Annotated[
+        int,
+        Field(ge=1, le=MAX_IN_FLIGHT_LIMIT, description="its requests at once, all workers"),
+    ]
+    max_per_second: Annotated[
+        float | None,
+        Field(gt=0, le=MAX_PER_SECOND_LIMIT, description="its requests a second; null: no limit"),
+    ]
 
 
 @with_config(BODY)
@@ -113,6 +212,15 @@ class Subscription(TypedDict):
     failing_since: Annotated[
         datetime | None, Field(description="the first failure since the last success")
     ]
+    disabled_at: datetime | None
+    queue_until: Annotated[
+        datetime | None,
+        Field(description="while disabled, its new events are queued for it until then"),
+    ]
+    filter: EventFilter | None
+    headers: Annotated[dict[str, str], Field(description="names only; values masked")]
+    max_in_flight: int
+    max_per_second: float | None
     created_at: datetime
     updated_at: datetime
 
@@ -146,6 +254,12 @@ class Replayed(TypedDict):
     replayed: Annotated[int, Field(description="how many events were queued for sending")]
 
 
+class Recovered(TypedDict):
+    recovered: Annotated[
+        int, Field(description="how many undelivered events were queued for sending")
+    ]
+
+
 class Retried(TypedDict):
     retried: Annotated[int, Field(description="how many dead deliveries were made due again")]
 
@@ -160,7 +274,10 @@ def parse_replay(body: Mapping[str, Any]) -> tuple[datetime, datetime | None]:
 
 
 def subscription_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return resource(Subscription, row) | {"event_types": list(row["event_types"])}
+    return resource(Subscription, row) | {
+        "event_types": list(row["event_types"]),
+        "headers": masked(row["headers"]),
+    }
 
 
 class Subscriptions(TypedDict):
@@ -168,9 +285,36 @@ class Subscriptions(TypedDict):
 
 
 class WebhookEvent(TypedDict):
-    """What a subscriber receives (Standard Webhooks: webhook-id, webhook-timestamp,
-    webhook-signature headers)."""
+    """What a subscriber receives for a job's event (Standard Webhooks: webhook-id,
+    webhook-timestamp, webhook-signature headers)."""
 
     type: EventType
     timestamp: datetime
     data: Job
+
+
+class SubscriptionNotice(TypedDict):
+    """What the subscription changed (its secrets and headers never shown)."""
+
+    id: uuid.UUID
+    url: str
+    description: str
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    queue_until: datetime | None
+
+
+class OperationalEvent(TypedDict):
+    """What a subscriber that asks for ``subscription.disabled``/``subscription.enabled``
+    (or ``subscription.*``) receives, signed and retried like job events."""
+
+    type: Annotated[
+        str,
+        WithJsonSchema(
+            {"type": "string", "enum": ["subscription.disabled", "subscription.enabled"]}
+        ),
+    ]
+    timestamp: datetime
+    data: SubscriptionNotice

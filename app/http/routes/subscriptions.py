@@ -1,6 +1,8 @@
-"""Webhook subscriptions: created (the secret shown once), listed, read, changed, deleted,
-their secret rotated, their events replayed, their dead deliveries retried. Each action is
-also a method the console calls, so that both do the same."""
+"""Webhook subscriptions: created (the secret shown once), listed, read, changed (disabling
+or enabling one is logged as a WARNING and announced as an operational event), deleted,
+their secret rotated, their events replayed, their undelivered events recovered, their dead
+deliveries retried. Each action is also a method the console calls, so that both do the
+same."""
 
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.core.errors import Conflict, NotFound
+from app.flows.reporting import log_disabled, log_enabled
 from app.http.contracts.subscriptions import (
     CreatedSubscription,
     NewSubscription,
+    Recovered,
     Replay,
     Replayed,
     Retried,
@@ -41,18 +45,21 @@ SUBSCRIPTION_ID = {"id": uuid.UUID}  # the path parameter's type, for the API de
 
 
 class SubscriptionRoutes:
-    """Uses: the database, the networks subscribers may be in although not public, and how
-    long a rotated-out secret still signs."""
+    """Uses: the database, the networks subscribers may be in although not public, how
+    long a rotated-out secret still signs, and how long a disabled subscription's events
+    are still queued for it (seconds)."""
 
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         allowed_nets: Sequence[IpNetwork],
         secret_overlap: timedelta,
+        disabled_queue_seconds: float,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.allowed_nets = allowed_nets
         self.secret_overlap = secret_overlap
+        self.disabled_queue_seconds = disabled_queue_seconds
 
     def routes(self) -> list[Route]:
         return [
@@ -63,6 +70,7 @@ class SubscriptionRoutes:
             Route("/subscriptions/{id}", self.delete, methods=["DELETE"]),
             Route("/subscriptions/{id}/rotate-secret", self.rotate_secret, methods=["POST"]),
             Route("/subscriptions/{id}/replay", self.replay, methods=["POST"]),
+            Route("/subscriptions/{id}/recover", self.recover, methods=["POST"]),
             Route("/subscriptions/{id}/retry-dead", self.retry_dead, methods=["POST"]),
         ]
 
@@ -97,7 +105,11 @@ class SubscriptionRoutes:
 
     @operation({200: Subscription}, body=SubscriptionChange, path=SUBSCRIPTION_ID)
     async def update(self, request: Request) -> JSONResponse:
-        """Change what is given; enabling a disabled subscription clears why it was disabled."""
+        """Change what is given (``headers`` and ``filter`` are replaced whole; null removes
+        them). Disabling queues its new events for it for a while
+        (``ICEHOOK_WEBHOOK_DISABLED_QUEUE_SECONDS``); enabling a disabled subscription clears
+        why it was disabled and sends what was queued. Either is announced to the
+        subscriptions that want ``subscription.disabled``/``subscription.enabled``."""
         changed = await self.change(subscription_id_in(request), await json_body(request))
         return JSONResponse(changed)
 
@@ -107,8 +119,14 @@ class SubscriptionRoutes:
         if "url" in values:
             await check_reachable(values["url"], self.allowed_nets)
         async with self.sessionmaker.begin() as session:
-            await _find(session, subscription_id)
-            row = await subscriptions.change(session, subscription_id, values)
+            before = await _find(session, subscription_id)
+            row = await subscriptions.change(
+                session, subscription_id, values, self.disabled_queue_seconds
+            )
+        if before["enabled"] and not row["enabled"]:
+            log_disabled(row)
+        elif row["enabled"] and not before["enabled"]:
+            log_enabled(row)
         return subscription_resource(row)
 
     @operation({204: None}, path=SUBSCRIPTION_ID)
@@ -146,8 +164,24 @@ class SubscriptionRoutes:
         """Queue the events of the period ``body`` (``Replay``) gives again; how many."""
         since, until = parse_replay(body)
         async with self.sessionmaker.begin() as session:
-            subscription = await _find(session, subscription_id)
-            return await deliveries.replay(session, subscription, since, until)
+            await _find(session, subscription_id)
+            return await deliveries.replay(session, subscription_id, since, until)
+
+    @operation({202: Recovered}, body=Replay, path=SUBSCRIPTION_ID)
+    async def recover(self, request: Request) -> JSONResponse:
+        """Send the subscription again only what it was meant to receive in a period (by
+        when each event was recorded, from when the subscription existed) and has not been
+        delivered: pending, dead, or never queued while it was disabled. Delivered events
+        are not sent again (``replay`` sends every one). 202: they are queued."""
+        count = await self.recover_events(subscription_id_in(request), await json_body(request))
+        return JSONResponse({"recovered": count}, status_code=202)
+
+    async def recover_events(self, subscription_id: uuid.UUID, body: Mapping[str, Any]) -> int:
+        """Queue the undelivered events of the period ``body`` (``Replay``) gives; how many."""
+        since, until = parse_replay(body)
+        async with self.sessionmaker.begin() as session:
+            await _find(session, subscription_id)
+            return await deliveries.replay(session, subscription_id, since, until, recovering=True)
 
     @operation({202: Retried}, body=Replay, path=SUBSCRIPTION_ID, errors=(409,))
     async def retry_dead(self, request: Request) -> JSONResponse:
