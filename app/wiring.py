@@ -40,6 +40,7 @@ from app.http.app import create_health_app, create_http_app
 from app.http.console.routes import ConsoleRoutes
 from app.http.routes.callbacks import CallbackRoutes
 from app.http.routes.deliveries import DeliveryRoutes
+from app.http.routes.events import EventRoutes
 from app.http.routes.jobs import JobRoutes
 from app.http.routes.service import ServiceRoutes
 from app.http.routes.subscriptions import SubscriptionRoutes
@@ -187,6 +188,7 @@ def create_app(
         jobs=job_routes,
         subscriptions=subscription_routes,
         deliveries=delivery_routes,
+        events=EventRoutes(parts.sessionmaker),
         console=ConsoleRoutes(
             parts.sessionmaker, settings.api_keys, job_routes, subscription_routes, delivery_routes
         ),

@@ -2,7 +2,8 @@
 
 Lists are newest first. A position is the sort key of the last item of the previous page
 (a job's creation time and id; a callback's or a delivery's id), so pages stay correct while
-new rows arrive: they sort before it.
+new rows arrive: they sort before it. The events (``EventQuery``) are oldest first instead,
+so that a consumer reads on from its position as new ones arrive after it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ class DeliveryQuery:
     event_type: str | None = None
     limit: int = PAGE_DEFAULT
     before_id: int | None = None  # the cursor: deliveries older than this one
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    # Event types or patterns (``core.events.PATTERNS``); an event matching any is listed.
+    types: tuple[str, ...] = ()
+    job_id: uuid.UUID | None = None
+    limit: int = PAGE_DEFAULT
+    after_id: int = 0  # the cursor: events recorded after this one
 
 
 def search_terms(q: str) -> tuple[str | None, tuple[tuple[str, str], ...]]:

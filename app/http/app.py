@@ -32,6 +32,7 @@ from app.http.middleware import ApiKeys, ConsoleHeaders, RequestIds, TracedReque
 from app.http.openapi import Text, operation
 from app.http.routes.callbacks import CallbackRoutes
 from app.http.routes.deliveries import DeliveryRoutes
+from app.http.routes.events import EventRoutes
 from app.http.routes.jobs import JobRoutes
 from app.http.routes.service import ServiceRoutes
 from app.http.routes.subscriptions import SubscriptionRoutes
@@ -72,6 +73,7 @@ def create_http_app(
     jobs: JobRoutes,
     subscriptions: SubscriptionRoutes,
     deliveries: DeliveryRoutes,
+    events: EventRoutes,
     console: ConsoleRoutes,
     api_keys: Sequence[ApiKey],
     lifespan: Lifespan[Starlette] | None = None,
@@ -81,7 +83,13 @@ def create_http_app(
     for each request."""
     keys = [Middleware(ApiKeys, keys=api_keys)]
     metrics_keys = [Middleware(ApiKeys, keys=api_keys, role=Role.METRICS)]
-    v1 = [*jobs.routes(), *subscriptions.routes(), *callbacks.v1_routes(), *deliveries.routes()]
+    v1 = [
+        *jobs.routes(),
+        *subscriptions.routes(),
+        *callbacks.v1_routes(),
+        *deliveries.routes(),
+        *events.routes(),
+    ]
     pages = Router(console.routes(), redirect_slashes=False)
     routes: list[BaseRoute] = []
     routes += [

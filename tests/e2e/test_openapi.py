@@ -25,6 +25,7 @@ from app.http import openapi
 from app.http.contracts.callbacks import parse_callback_query
 from app.http.contracts.common import encode_cursor, encode_id_cursor
 from app.http.contracts.deliveries import parse_delivery_query
+from app.http.contracts.events import parse_event_query
 from app.http.contracts.jobs import parse_job_query
 from app.settings import Settings
 from app.wiring import create_app
@@ -78,6 +79,8 @@ LIST_PARSERS = {
     "/v1/jobs": (parse_job_query, encode_cursor(datetime.now(UTC), uuid.uuid4())),
     "/v1/callbacks": (parse_callback_query, encode_id_cursor(7)),
     "/v1/deliveries": (parse_delivery_query, encode_id_cursor(7)),
+    # Its query's pairs as given: ``type`` may be repeated.
+    "/v1/events": (lambda params: parse_event_query(params.items()), encode_id_cursor(7)),
 }
 
 
@@ -87,6 +90,8 @@ def _sample(schema: dict[str, Any], components: dict[str, Any]) -> str:
         schema = components[schema["$ref"].rsplit("/", 1)[1]]
     if "enum" in schema:
         return str(schema["enum"][0])
+    if schema.get("type") == "array":  # a repeatable parameter: one of its values
+        return _sample(schema["items"], components)
     if schema.get("format") == "uuid":
         return str(uuid.uuid4())
     if schema.get("format") == "date-time":
@@ -118,7 +123,15 @@ def test_each_described_query_parameter_is_one_the_parser_takes(
 def test_resources_list_every_field_as_required(routes: list[BaseRoute]) -> None:
     """Every key of a resource is always present (null when unknown)."""
     components = openapi.document(routes)["components"]["schemas"]
-    for name in ("Job", "Event", "Callback", "Subscription", "Delivery", "DeliveryAttempt"):
+    for name in (
+        "Job",
+        "Event",
+        "Callback",
+        "Subscription",
+        "Delivery",
+        "DeliveryAttempt",
+        "RecordedEvent",
+    ):
         assert set(components[name]["properties"]) == set(components[name]["required"]), name
 
 

@@ -17,6 +17,7 @@ from .delivery_status import DeliveryStatus
 from .error import Error
 from .error_detail import ErrorDetail
 from .event import Event
+from .event_page import EventPage
 from .event_payload_type_0 import EventPayloadType0
 from .event_source import EventSource
 from .health import Health
@@ -43,12 +44,15 @@ from .job_timeline import JobTimeline
 from .job_timeline_user_data_type_0 import JobTimelineUserDataType0
 from .job_user_data_type_0 import JobUserDataType0
 from .list_event_type import ListEventType
+from .list_type_item import ListTypeItem
 from .new_subscription import NewSubscription
 from .new_subscription_event_types_item import NewSubscriptionEventTypesItem
 from .openapi_json_response_200 import OpenapiJsonResponse200
 from .purged import Purged
 from .readiness import Readiness
 from .readiness_status import ReadinessStatus
+from .recorded_event import RecordedEvent
+from .recorded_event_type import RecordedEventType
 from .replay import Replay
 from .replayed import Replayed
 from .resolve import Resolve
@@ -80,6 +84,7 @@ __all__ = (
     "Error",
     "ErrorDetail",
     "Event",
+    "EventPage",
     "EventPayloadType0",
     "EventSource",
     "Health",
@@ -102,12 +107,15 @@ __all__ = (
     "JobTimelineUserDataType0",
     "JobUserDataType0",
     "ListEventType",
+    "ListTypeItem",
     "NewSubscription",
     "NewSubscriptionEventTypesItem",
     "OpenapiJsonResponse200",
     "Purged",
     "Readiness",
     "ReadinessStatus",
+    "RecordedEvent",
+    "RecordedEventType",
     "Replay",
     "Replayed",
     "Resolve",

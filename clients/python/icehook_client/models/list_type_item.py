@@ -1,0 +1,22 @@
+from enum import StrEnum
+
+
+class ListTypeItem(StrEnum):
+    BATCH = "batch.*"
+    BATCH_ABANDONED = "batch.abandoned"
+    BATCH_FAILED = "batch.failed"
+    BATCH_FINISHED = "batch.finished"
+    BATCH_PROCESSING = "batch.processing"
+    BATCH_REJECTED = "batch.rejected"
+    BATCH_SUBMITTED = "batch.submitted"
+    JOB = "job.*"
+    JOB_FAILED = "job.failed"
+    JOB_PROCESSING = "job.processing"
+    JOB_QUEUING = "job.queuing"
+    JOB_REJECTED = "job.rejected"
+    JOB_SUBMITTED = "job.submitted"
+    JOB_SUCCEEDED = "job.succeeded"
+    VALUE_0 = "*"
+
+    def __str__(self) -> str:
+        return str(self.value)
