@@ -31,6 +31,7 @@ from app.http.contracts.jobs import parse_job_query, timeline_resource
 from app.http.contracts.subscriptions import (
     parse_replay,
     parse_subscription,
+    shown_once,
     subscription_resource,
 )
 from app.http.routes.deliveries import delivery_detail
@@ -84,12 +85,18 @@ def add_commands(commands: Any, run: Callable[[argparse.Namespace, Command], Non
     subscriptions = commands.add_parser("subscriptions", help="webhook subscriptions")
     group = subscriptions.add_subparsers(required=True, metavar="ACTION")
     command(group, "list", "the subscriptions in use", list_subscriptions)
-    create = command(group, "create", "a new subscription (its secret is shown once)", subscribe)
+    create = command(group, "create", "a new subscription (a v1 secret is shown once)", subscribe)
     create.add_argument("--url", required=True, help="where the webhooks are posted")
     create.add_argument(
         "--event-types", default="*", help="comma-separated, e.g. job.succeeded,job.* (all: *)"
     )
     create.add_argument("--description", default="", help="for the people who read the list")
+    create.add_argument(
+        "--signature-scheme",
+        choices=("v1", "v1a"),
+        default="v1",
+        help="v1: HMAC with a whsec_ secret (shown once); v1a: ed25519 (its public key shown)",
+    )
     command(
         group, "delete", "delete one (its undelivered events become dead)", unsubscribe
     ).add_argument("id")
@@ -215,17 +222,21 @@ async def subscribe(args: argparse.Namespace, session: AsyncSession, settings: S
             "url": args.url,
             "event_types": [t.strip() for t in args.event_types.split(",") if t.strip()],
             "description": args.description,
+            "signature_scheme": args.signature_scheme,
         }
     )
     await check_reachable(values["url"], settings.allowed_webhook_nets)
-    secret = new_secret()
+    secret = new_secret(values["signature_scheme"])
     row = await subscriptions.create(session, values, secret)
-    created = subscription_resource(row) | {"secret": secret}
+    created = shown_once(row, secret)
     if args.json:
         _print_json(created)
     else:
         print(f"subscription {created['id']} to {created['url']}")
-        print(f"secret (shown this once): {secret}")
+        if "secret" in created:
+            print(f"secret (shown this once): {secret}")
+        else:
+            print(f"public key (v1a, ed25519): {created['public_key']}")
 
 
 async def unsubscribe(args: argparse.Namespace, session: AsyncSession, settings: Settings) -> None:

@@ -113,7 +113,8 @@ CLAIM = sa.text(
     SELECT leased.id, leased.attempts, leased.subscription_id,
            outbox.event_id, outbox.event_type, outbox.payload, outbox.traceparent,
            subscriptions.url, subscriptions.secret, subscriptions.previous_secret,
-           subscriptions.previous_secret_until, subscriptions.headers
+           subscriptions.previous_secret_until, subscriptions.signature_scheme,
+           subscriptions.headers
     FROM leased
     JOIN outbox ON outbox.id = leased.message_id
     JOIN subscriptions ON subscriptions.id = leased.subscription_id

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.queries import EventQuery
 from app.store import tables
-from app.store.jobs import WANTS
+from app.store.fanout import WANTS
 
 OUTBOX = tables.outbox
 SETTLE = timedelta(seconds=60)

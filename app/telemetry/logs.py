@@ -15,9 +15,9 @@ the request starts.
 
 ``Redactor`` rewrites every line just before it is written, traceback included: the
 configured keys and secrets by value, and by shape what icehook hands out or receives
-itself (callback tokens in ``/callbacks/ice/...`` paths, ``whsec_`` webhook secrets, bearer
-keys, webhook and ICE signatures, database passwords). The database engine also keeps
-statement parameters out of its errors (``db.create_engine``).
+itself (callback tokens in ``/callbacks/ice/...`` paths, ``whsec_`` and ``whsk_`` webhook
+secrets, bearer keys, webhook and ICE signatures, database passwords). The database engine
+also keeps statement parameters out of its errors (``db.create_engine``).
 """
 
 from __future__ import annotations
@@ -43,11 +43,12 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # or twice, inside a JSON string), and what replaces them. A match never takes a backslash,
 # so an escaped quote after a secret survives and the JSON line stays valid.
 SLASH = r"(?:/|%2F|%252F)"
+BASE64 = r"(?:[A-Za-z0-9+/=]|%2B|%2F|%3D|%252B|%252F|%253D)"  # one character, maybe encoded
 SHAPES = (
     (re.compile(rf"(?i)({SLASH}callbacks{SLASH}ice{SLASH})[A-Za-z0-9_-]+"), r"\1<token>"),
-    (re.compile(r"(?i)whsec_(?:[A-Za-z0-9+/=]|%2B|%2F|%3D|%252B|%252F|%253D)+"), "whsec_<secret>"),
+    (re.compile(rf"(?i)(whsec_|whsk_){BASE64}+"), r"\1<secret>"),
     (re.compile(r"(?i)(bearer\s+)[^\s\"',\\]+"), r"\1<key>"),
-    (re.compile(r"\bv1,[A-Za-z0-9+/]{20,}={0,2}"), "v1,<signature>"),
+    (re.compile(r"\b(v1a?),[A-Za-z0-9+/]{20,}={0,2}"), r"\1,<signature>"),
     (re.compile(r"(Signature(?:=|%3D|%253D))[^,&\s\"'\\]+"), r"\1<signature>"),
     (re.compile(r"(?i)(x-ice-signature\W{1,8})[0-9a-f]{32}"), r"\1<signature>"),
     (re.compile(r"(postgres(?:ql)?(?:\+\w+)?://[^:/\s@]+:)[^@\s]+@"), r"\1<password>@"),

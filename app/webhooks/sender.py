@@ -69,6 +69,7 @@ async def _post(
             body=body,
             secrets=signing_secrets(delivery, now),
             now=now,
+            scheme=delivery["signature_scheme"],
         )
         | {"host": target.host_header, "content-type": "application/json", "user-agent": USER_AGENT}
     )

@@ -99,6 +99,7 @@ def a_delivery(url: str = "http://localhost:8080/hook") -> dict[str, Any]:
         "previous_secret": None,
         "previous_secret_until": None,
         "headers": None,
+        "signature_scheme": "v1",
     }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Required
+from typing import Annotated, Any, Literal, NotRequired, Required
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, WithJsonSchema, with_config
@@ -28,6 +28,7 @@ from app.core.shaping import (
 )
 from app.http.contracts.common import BODY, Time, resource, validated
 from app.http.contracts.jobs import Job
+from app.webhooks.signing import public_key
 
 URL_MAX = 2048
 
@@ -88,6 +89,13 @@ def _distinct(patterns: list[str]) -> list[str]:
 
 
 EventPatterns = Annotated[list[EventPattern], Field(min_length=1), AfterValidator(_distinct)]
+
+# Chosen when it is created, for good: to change it, create a subscription with the other
+# scheme to the same URL (an event has the same webhook-id in both), then delete this one.
+SignatureScheme = Annotated[
+    Literal["v1", "v1a"],
+    Field(description="v1: HMAC-SHA256 with a whsec_ secret; v1a: ed25519, see public_key"),
+]
 
 
 FilterText = Annotated[str, Field(min_length=1, max_length=FILTER_TEXT_MAX)]
@@ -188,6 +196,7 @@ class NewSubscription(_SubscriptionSettings, total=False):
 
     url: Required[WebhookUrl]
     event_types: Required[EventPatterns]
+    signature_scheme: SignatureScheme  # v1 unless given; PATCH cannot change it
 
 
 @with_config(BODY)
@@ -199,7 +208,8 @@ class SubscriptionChange(_SubscriptionSettings, total=False):
 
 
 class Subscription(TypedDict):
-    """A webhook endpoint; its secret is shown only when created or rotated."""
+    """A webhook endpoint; a v1 secret is shown only when created or rotated, a v1a secret
+    key never (its public key always)."""
 
     id: uuid.UUID
     url: str
@@ -223,16 +233,22 @@ class Subscription(TypedDict):
     max_per_second: float | None
     created_at: datetime
     updated_at: datetime
+    signature_scheme: SignatureScheme
+    public_key: Annotated[
+        str | None, Field(description="v1a: the whpk_ ed25519 key that verifies it; v1: null")
+    ]
 
 
 class CreatedSubscription(Subscription):
-    secret: Annotated[str, Field(description="whsec_...: shown this once")]
+    secret: NotRequired[Annotated[str, Field(description="v1: whsec_..., shown this once")]]
 
 
 class RotatedSubscription(Subscription):
-    secret: Annotated[str, Field(description="the new whsec_... secret: shown this once")]
+    secret: NotRequired[
+        Annotated[str, Field(description="v1: the new whsec_... secret, shown this once")]
+    ]
     previous_secret_valid_until: Annotated[
-        datetime, Field(description="until then the old secret signs too")
+        datetime, Field(description="until then the old secret (v1a: key) signs too")
     ]
 
 
@@ -274,10 +290,17 @@ def parse_replay(body: Mapping[str, Any]) -> tuple[datetime, datetime | None]:
 
 
 def subscription_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return resource(Subscription, row) | {
-        "event_types": list(row["event_types"]),
-        "headers": masked(row["headers"]),
-    }
+    key = public_key(row["secret"]) if row["signature_scheme"] == "v1a" else None
+    shown = resource(Subscription, {**row, "public_key": key})
+    return shown | {"event_types": list(row["event_types"]), "headers": masked(row["headers"])}
+
+
+def shown_once(row: Mapping[Any, Any], secret: str) -> dict[str, Any]:
+    """The subscription just created or rotated to ``secret``: a v1 one with it, shown this
+    once; a v1a one without (its secret key never leaves icehook: receivers need
+    ``public_key``)."""
+    shown = subscription_resource(row)
+    return (shown | {"secret": secret}) if row["signature_scheme"] == "v1" else shown
 
 
 class Subscriptions(TypedDict):

@@ -1,4 +1,4 @@
-"""Webhook subscriptions: created (the secret shown once), listed, read, changed (disabling
+"""Webhook subscriptions: created (a v1 secret shown once), listed, read, changed (disabling
 or enabling one is logged as a WARNING and announced as an operational event), deleted,
 their secret rotated, their events replayed, their undelivered events recovered, their dead
 deliveries retried. Each action is also a method the console calls, so that both do the
@@ -32,6 +32,7 @@ from app.http.contracts.subscriptions import (
     Subscriptions,
     parse_replay,
     parse_subscription,
+    shown_once,
     subscription_resource,
 )
 from app.http.openapi import operation
@@ -76,7 +77,9 @@ class SubscriptionRoutes:
 
     @operation({201: CreatedSubscription}, body=NewSubscription)
     async def create(self, request: Request) -> JSONResponse:
-        """201 with the subscription and its ``secret``, which is never shown again."""
+        """201 with the subscription; a ``v1`` one with its ``secret``, never shown again.
+
+        A ``v1a`` one's ``public_key`` verifies it; its secret key is never shown."""
         created = await self.create_subscription(await json_body(request))
         return JSONResponse(created, status_code=201)
 
@@ -84,10 +87,10 @@ class SubscriptionRoutes:
         """A new subscription from ``body`` (``NewSubscription``), with its secret."""
         values = parse_subscription(body)
         await check_reachable(values["url"], self.allowed_nets)
-        secret = new_secret()
+        secret = new_secret(values.setdefault("signature_scheme", "v1"))
         async with self.sessionmaker.begin() as session:
             row = await subscriptions.create(session, values, secret)
-        return subscription_resource(row) | {"secret": secret}
+        return shown_once(row, secret)
 
     @operation({200: Subscriptions})
     async def list(self, request: Request) -> JSONResponse:
@@ -140,17 +143,17 @@ class SubscriptionRoutes:
 
     @operation({200: RotatedSubscription}, path=SUBSCRIPTION_ID)
     async def rotate_secret(self, request: Request) -> JSONResponse:
-        """A new secret, shown once; the old one keeps signing for the configured overlap."""
+        """A new secret or key pair; the old one keeps signing for the configured overlap.
+
+        ``v1``: the new ``secret``, shown once; ``v1a``: the new ``public_key``."""
         return JSONResponse(await self.rotate(subscription_id_in(request)))
 
     async def rotate(self, subscription_id: uuid.UUID) -> dict[str, Any]:
-        """The subscription with a new secret (shown here once)."""
-        secret = new_secret()
+        """The subscription with a new secret of its scheme (a v1 one shown here once)."""
         async with self.sessionmaker.begin() as session:
-            await _find(session, subscription_id)
+            secret = new_secret((await _find(session, subscription_id))["signature_scheme"])
             row = await subscriptions.rotate(session, subscription_id, secret, self.secret_overlap)
-        return subscription_resource(row) | {
-            "secret": secret,
+        return shown_once(row, secret) | {
             "previous_secret_valid_until": row["previous_secret_until"].isoformat(),
         }
 

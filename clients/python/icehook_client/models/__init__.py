@@ -9,6 +9,8 @@ from .callback import Callback
 from .callback_outcome import CallbackOutcome
 from .callback_page import CallbackPage
 from .created_subscription import CreatedSubscription
+from .created_subscription_headers import CreatedSubscriptionHeaders
+from .created_subscription_signature_scheme import CreatedSubscriptionSignatureScheme
 from .delivery import Delivery
 from .delivery_attempt import DeliveryAttempt
 from .delivery_detail import DeliveryDetail
@@ -17,6 +19,10 @@ from .delivery_status import DeliveryStatus
 from .error import Error
 from .error_detail import ErrorDetail
 from .event import Event
+from .event_filter import EventFilter
+from .event_filter_in import EventFilterIn
+from .event_filter_in_user_data import EventFilterInUserData
+from .event_filter_user_data import EventFilterUserData
 from .event_page import EventPage
 from .event_payload_type_0 import EventPayloadType0
 from .event_source import EventSource
@@ -47,21 +53,29 @@ from .list_event_type import ListEventType
 from .list_type_item import ListTypeItem
 from .new_subscription import NewSubscription
 from .new_subscription_event_types_item import NewSubscriptionEventTypesItem
+from .new_subscription_headers_type_0 import NewSubscriptionHeadersType0
+from .new_subscription_signature_scheme import NewSubscriptionSignatureScheme
 from .openapi_json_response_200 import OpenapiJsonResponse200
 from .purged import Purged
 from .readiness import Readiness
 from .readiness_status import ReadinessStatus
 from .recorded_event import RecordedEvent
 from .recorded_event_type import RecordedEventType
+from .recovered import Recovered
 from .replay import Replay
 from .replayed import Replayed
 from .resolve import Resolve
 from .resolve_resolution import ResolveResolution
 from .retried import Retried
 from .rotated_subscription import RotatedSubscription
+from .rotated_subscription_headers import RotatedSubscriptionHeaders
+from .rotated_subscription_signature_scheme import RotatedSubscriptionSignatureScheme
 from .subscription import Subscription
 from .subscription_change import SubscriptionChange
 from .subscription_change_event_types_item import SubscriptionChangeEventTypesItem
+from .subscription_change_headers_type_0 import SubscriptionChangeHeadersType0
+from .subscription_headers import SubscriptionHeaders
+from .subscription_signature_scheme import SubscriptionSignatureScheme
 from .subscriptions import Subscriptions
 from .webhook_event import WebhookEvent
 from .webhook_event_type import WebhookEventType
@@ -76,6 +90,8 @@ __all__ = (
     "CallbackOutcome",
     "CallbackPage",
     "CreatedSubscription",
+    "CreatedSubscriptionHeaders",
+    "CreatedSubscriptionSignatureScheme",
     "Delivery",
     "DeliveryAttempt",
     "DeliveryDetail",
@@ -84,6 +100,10 @@ __all__ = (
     "Error",
     "ErrorDetail",
     "Event",
+    "EventFilter",
+    "EventFilterIn",
+    "EventFilterInUserData",
+    "EventFilterUserData",
     "EventPage",
     "EventPayloadType0",
     "EventSource",
@@ -110,21 +130,29 @@ __all__ = (
     "ListTypeItem",
     "NewSubscription",
     "NewSubscriptionEventTypesItem",
+    "NewSubscriptionHeadersType0",
+    "NewSubscriptionSignatureScheme",
     "OpenapiJsonResponse200",
     "Purged",
     "Readiness",
     "ReadinessStatus",
     "RecordedEvent",
     "RecordedEventType",
+    "Recovered",
     "Replay",
     "Replayed",
     "Resolve",
     "ResolveResolution",
     "Retried",
     "RotatedSubscription",
+    "RotatedSubscriptionHeaders",
+    "RotatedSubscriptionSignatureScheme",
     "Subscription",
     "SubscriptionChange",
     "SubscriptionChangeEventTypesItem",
+    "SubscriptionChangeHeadersType0",
+    "SubscriptionHeaders",
+    "SubscriptionSignatureScheme",
     "Subscriptions",
     "WebhookEvent",
     "WebhookEventType",

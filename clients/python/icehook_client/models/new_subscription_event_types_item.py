@@ -16,6 +16,9 @@ class NewSubscriptionEventTypesItem(StrEnum):
     JOB_REJECTED = "job.rejected"
     JOB_SUBMITTED = "job.submitted"
     JOB_SUCCEEDED = "job.succeeded"
+    SUBSCRIPTION = "subscription.*"
+    SUBSCRIPTION_DISABLED = "subscription.disabled"
+    SUBSCRIPTION_ENABLED = "subscription.enabled"
     VALUE_0 = "*"
 
     def __str__(self) -> str:

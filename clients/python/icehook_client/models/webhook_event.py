@@ -18,8 +18,8 @@ T = TypeVar("T", bound="WebhookEvent")
 
 @_attrs_define
 class WebhookEvent:
-    """What a subscriber receives (Standard Webhooks: webhook-id, webhook-timestamp,
-    webhook-signature headers).
+    """What a subscriber receives for a job's event (Standard Webhooks: webhook-id,
+    webhook-timestamp, webhook-signature headers).
 
         Attributes:
             data (Job): A job (``kind`` job) or a batch (``kind`` batch); ``status`` only moves forward.

@@ -85,9 +85,11 @@ def sync_detailed(
     client: AuthenticatedClient,
     body: NewSubscription,
 ) -> Response[CreatedSubscription | Error]:
-    """201 with the subscription and its ``secret``, which is never shown again.
+    """201 with the subscription; a ``v1`` one with its ``secret``, never shown again.
 
-     Role: `admin`.
+     A ``v1a`` one's ``public_key`` verifies it; its secret key is never shown.
+
+    Role: `admin`.
 
     Args:
         body (NewSubscription): ``POST /v1/subscriptions``.
@@ -116,9 +118,11 @@ def sync(
     client: AuthenticatedClient,
     body: NewSubscription,
 ) -> CreatedSubscription | Error | None:
-    """201 with the subscription and its ``secret``, which is never shown again.
+    """201 with the subscription; a ``v1`` one with its ``secret``, never shown again.
 
-     Role: `admin`.
+     A ``v1a`` one's ``public_key`` verifies it; its secret key is never shown.
+
+    Role: `admin`.
 
     Args:
         body (NewSubscription): ``POST /v1/subscriptions``.
@@ -142,9 +146,11 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     body: NewSubscription,
 ) -> Response[CreatedSubscription | Error]:
-    """201 with the subscription and its ``secret``, which is never shown again.
+    """201 with the subscription; a ``v1`` one with its ``secret``, never shown again.
 
-     Role: `admin`.
+     A ``v1a`` one's ``public_key`` verifies it; its secret key is never shown.
+
+    Role: `admin`.
 
     Args:
         body (NewSubscription): ``POST /v1/subscriptions``.
@@ -171,9 +177,11 @@ async def asyncio(
     client: AuthenticatedClient,
     body: NewSubscription,
 ) -> CreatedSubscription | Error | None:
-    """201 with the subscription and its ``secret``, which is never shown again.
+    """201 with the subscription; a ``v1`` one with its ``secret``, never shown again.
 
-     Role: `admin`.
+     A ``v1a`` one's ``public_key`` verifies it; its secret key is never shown.
+
+    Role: `admin`.
 
     Args:
         body (NewSubscription): ``POST /v1/subscriptions``.

@@ -76,9 +76,11 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[Error | RotatedSubscription]:
-    """A new secret, shown once; the old one keeps signing for the configured overlap.
+    """A new secret or key pair; the old one keeps signing for the configured overlap.
 
-     Role: `admin`.
+     ``v1``: the new ``secret``, shown once; ``v1a``: the new ``public_key``.
+
+    Role: `admin`.
 
     Args:
         id (UUID):
@@ -107,9 +109,11 @@ def sync(
     *,
     client: AuthenticatedClient,
 ) -> Error | RotatedSubscription | None:
-    """A new secret, shown once; the old one keeps signing for the configured overlap.
+    """A new secret or key pair; the old one keeps signing for the configured overlap.
 
-     Role: `admin`.
+     ``v1``: the new ``secret``, shown once; ``v1a``: the new ``public_key``.
+
+    Role: `admin`.
 
     Args:
         id (UUID):
@@ -133,9 +137,11 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[Error | RotatedSubscription]:
-    """A new secret, shown once; the old one keeps signing for the configured overlap.
+    """A new secret or key pair; the old one keeps signing for the configured overlap.
 
-     Role: `admin`.
+     ``v1``: the new ``secret``, shown once; ``v1a``: the new ``public_key``.
+
+    Role: `admin`.
 
     Args:
         id (UUID):
@@ -162,9 +168,11 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
 ) -> Error | RotatedSubscription | None:
-    """A new secret, shown once; the old one keeps signing for the configured overlap.
+    """A new secret or key pair; the old one keeps signing for the configured overlap.
 
-     Role: `admin`.
+     ``v1``: the new ``secret``, shown once; ``v1a``: the new ``public_key``.
+
+    Role: `admin`.
 
     Args:
         id (UUID):

@@ -96,9 +96,14 @@ def sync_detailed(
     client: AuthenticatedClient,
     body: SubscriptionChange,
 ) -> Response[Error | Subscription]:
-    """Change what is given; enabling a disabled subscription clears why it was disabled.
+    """Change what is given (``headers`` and ``filter`` are replaced whole; null removes
 
-     Role: `admin`.
+     them). Disabling queues its new events for it for a while
+    (``ICEHOOK_WEBHOOK_DISABLED_QUEUE_SECONDS``); enabling a disabled subscription clears
+    why it was disabled and sends what was queued. Either is announced to the
+    subscriptions that want ``subscription.disabled``/``subscription.enabled``.
+
+    Role: `admin`.
 
     Args:
         id (UUID):
@@ -130,9 +135,14 @@ def sync(
     client: AuthenticatedClient,
     body: SubscriptionChange,
 ) -> Error | Subscription | None:
-    """Change what is given; enabling a disabled subscription clears why it was disabled.
+    """Change what is given (``headers`` and ``filter`` are replaced whole; null removes
 
-     Role: `admin`.
+     them). Disabling queues its new events for it for a while
+    (``ICEHOOK_WEBHOOK_DISABLED_QUEUE_SECONDS``); enabling a disabled subscription clears
+    why it was disabled and sends what was queued. Either is announced to the
+    subscriptions that want ``subscription.disabled``/``subscription.enabled``.
+
+    Role: `admin`.
 
     Args:
         id (UUID):
@@ -159,9 +169,14 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     body: SubscriptionChange,
 ) -> Response[Error | Subscription]:
-    """Change what is given; enabling a disabled subscription clears why it was disabled.
+    """Change what is given (``headers`` and ``filter`` are replaced whole; null removes
 
-     Role: `admin`.
+     them). Disabling queues its new events for it for a while
+    (``ICEHOOK_WEBHOOK_DISABLED_QUEUE_SECONDS``); enabling a disabled subscription clears
+    why it was disabled and sends what was queued. Either is announced to the
+    subscriptions that want ``subscription.disabled``/``subscription.enabled``.
+
+    Role: `admin`.
 
     Args:
         id (UUID):
@@ -191,9 +206,14 @@ async def asyncio(
     client: AuthenticatedClient,
     body: SubscriptionChange,
 ) -> Error | Subscription | None:
-    """Change what is given; enabling a disabled subscription clears why it was disabled.
+    """Change what is given (``headers`` and ``filter`` are replaced whole; null removes
 
-     Role: `admin`.
+     them). Disabling queues its new events for it for a while
+    (``ICEHOOK_WEBHOOK_DISABLED_QUEUE_SECONDS``); enabling a disabled subscription clears
+    why it was disabled and sends what was queued. Either is announced to the
+    subscriptions that want ``subscription.disabled``/``subscription.enabled``.
+
+    Role: `admin`.
 
     Args:
         id (UUID):

@@ -1,0 +1,9 @@
+from enum import StrEnum
+
+
+class SubscriptionSignatureScheme(StrEnum):
+    V1 = "v1"
+    V1A = "v1a"
+
+    def __str__(self) -> str:
+        return str(self.value)
