@@ -224,6 +224,22 @@ async def test_an_admin_retries_a_dead_delivery_and_creates_a_subscription(
     await page.goto(f"{site.url}/console/jobs/{job['id']}")
     await expect(page.locator(f"#delivery-{dead[0]['id']} .badge").first).to_have_text("delivered")
 
+    # The other dead one: recovered with what else was not delivered since the job began.
+    await page.goto(f"{site.url}/console/subscriptions")
+    card = page.locator(f"#subscription-{dead[1]['subscription_id']}")
+    recover = card.locator("form[action$='/recover']")
+    await recover.locator("input[name=since]").fill(job["created_at"][:19])
+    await recover.get_by_role("button", name="Recover").click()
+    await expect(page.get_by_role("status")).to_have_text(
+        re.compile(r"^[1-9]\d* undelivered events queued again\.$")
+    )
+
+    async def recovered() -> bool:
+        answer = await site.api.get(f"/v1/deliveries/{dead[1]['id']}")
+        return bool(answer.json()["status"] == "delivered")
+
+    await eventually(recovered, 30)
+
     async with receiver() as newcomer:
         await page.goto(f"{site.url}/console/subscriptions")
         await page.fill("#url", newcomer.url)

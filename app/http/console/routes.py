@@ -391,13 +391,16 @@ class ConsoleRoutes:
         if action in ("enable", "disable"):
             await api.change(subscription_id, {"enabled": action == "enable"})
             return RedirectResponse(f"/console/subscriptions?done={action}d", status_code=303)
-        if action in ("replay", "retry-dead"):
+        if action in ("replay", "retry-dead", "recover"):
             period = {"since": utc(one(form, "since"))}
             if one(form, "until"):
                 period["until"] = utc(one(form, "until"))
             if action == "replay":
                 count = await api.replay_events(subscription_id, period)
                 said = f"{count} events queued again."
+            elif action == "recover":
+                count = await api.recover_events(subscription_id, period)
+                said = f"{count} undelivered events queued again."
             else:
                 count = await api.retry_dead_deliveries(subscription_id, period)
                 said = f"{count} dead deliveries are due again."

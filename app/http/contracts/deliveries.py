@@ -41,7 +41,9 @@ class Delivery(TypedDict):
     id: int
     event_id: Annotated[str, Field(description="the webhook-id, the same on every attempt")]
     subscription_id: uuid.UUID
-    job_id: uuid.UUID
+    job_id: Annotated[
+        uuid.UUID | None, Field(description="null for an operational event (subscription.*)")
+    ]
     event_type: str
     status: DeliveryStatus
     attempts: int

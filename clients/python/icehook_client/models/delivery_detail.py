@@ -28,7 +28,7 @@ class DeliveryDetail:
         event_id (str): the webhook-id, the same on every attempt
         event_type (str):
         id (int):
-        job_id (UUID):
+        job_id (None | UUID): null for an operational event (subscription.*)
         last_error (None | str):
         last_status_code (int | None):
         next_attempt_at (datetime.datetime | None):
@@ -43,7 +43,7 @@ class DeliveryDetail:
     event_id: str
     event_type: str
     id: int
-    job_id: UUID
+    job_id: None | UUID
     last_error: None | str
     last_status_code: int | None
     next_attempt_at: datetime.datetime | None
@@ -73,7 +73,11 @@ class DeliveryDetail:
 
         id = self.id
 
-        job_id = str(self.job_id)
+        job_id: None | str
+        if isinstance(self.job_id, UUID):
+            job_id = str(self.job_id)
+        else:
+            job_id = self.job_id
 
         last_error: None | str
         last_error = self.last_error
@@ -150,7 +154,20 @@ class DeliveryDetail:
 
         id = d.pop("id")
 
-        job_id = UUID(d.pop("job_id"))
+        def _parse_job_id(data: object) -> None | UUID:
+            if data is None:
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                job_id_type_0 = UUID(data)
+
+                return job_id_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | UUID, data)
+
+        job_id = _parse_job_id(d.pop("job_id"))
 
         def _parse_last_error(data: object) -> None | str:
             if data is None:
