@@ -38,7 +38,6 @@ import argparse
 import random
 import re
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -117,10 +116,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     common.run_main(run(parse_args(argv)))
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 # -- the seed ---------------------------------------------------------------------------------
@@ -444,14 +439,16 @@ async def seed(conn: asyncpg.Connection, args: argparse.Namespace) -> dict[str, 
         params = (now, args.jobs, args.projects, args.days)
         await conn.execute(sql, *params[: _max_param(sql)])
         steps[name] = round(time.monotonic() - t0, 1)
-        say(f"seed: {name} in {steps[name]:.1f} s")
+        common.say(f"seed: {name} in {steps[name]:.1f} s")
     await conn.execute("SET session_replication_role = DEFAULT")
     await conn.execute(RECOUNT)
     t0 = time.monotonic()
     for statement in dropped:
         await conn.execute(statement)
     steps["indexes, keys and foreign keys rebuilt"] = round(time.monotonic() - t0, 1)
-    say(f"seed: {len(dropped)} indexes and constraints rebuilt in {steps[list(steps)[-1]]} s")
+    common.say(
+        f"seed: {len(dropped)} indexes and constraints rebuilt in {steps[list(steps)[-1]]} s"
+    )
     if await _schema(conn) != schema:
         raise RuntimeError("the rebuilt indexes and constraints differ from the migrations'")
     for table in ("job_events", "callbacks", "outbox", "deliveries"):
@@ -463,9 +460,9 @@ async def seed(conn: asyncpg.Connection, args: argparse.Namespace) -> dict[str, 
     t0 = time.monotonic()
     await conn.execute(f"VACUUM (ANALYZE) {', '.join(TABLES)}")
     steps["VACUUM ANALYZE"] = round(time.monotonic() - t0, 1)
-    say(f"seed: VACUUM ANALYZE in {steps['VACUUM ANALYZE']} s")
+    common.say(f"seed: VACUUM ANALYZE in {steps['VACUUM ANALYZE']} s")
     seconds = round(time.monotonic() - started, 1)
-    say(f"seed: done in {seconds:.0f} s")
+    common.say(f"seed: done in {seconds:.0f} s")
     return {"seconds": seconds, "steps_seconds": steps, "now": now.isoformat()}
 
 
@@ -772,11 +769,11 @@ async def seeded_database(args: argparse.Namespace) -> AsyncIterator[tuple[str, 
     async with common.database(args.server_url, args.database_url, keep=args.keep) as url:
         t0 = time.monotonic()
         await schema.upgrade_async(url)
-        say(f"schema: alembic upgrade head in {time.monotonic() - t0:.1f} s")
+        common.say(f"schema: alembic upgrade head in {time.monotonic() - t0:.1f} s")
         conn = await asyncpg.connect(common.plain_dsn(url))
         try:
             if await conn.fetchval("SELECT EXISTS (SELECT FROM jobs)"):
-                say(f"seed: {url} holds jobs already; not seeding")
+                common.say(f"seed: {url} holds jobs already; not seeding")
                 seeding: dict[str, Any] = {"seconds": None, "reused": True}
             else:
                 seeding = await seed(conn, args)
@@ -799,7 +796,7 @@ async def run(args: argparse.Namespace) -> None:
         conn = await asyncpg.connect(common.plain_dsn(database_url))
         try:
             held = await contents(conn)
-            say(f"database: {held['rows']} ({held['total_size']})")
+            common.say(f"database: {held['rows']} ({held['total_size']})")
             sample = await samples(conn, held["rows"]["jobs"])
         finally:
             await conn.close()
@@ -823,12 +820,12 @@ async def run(args: argparse.Namespace) -> None:
             await sign_in(client)
             t0 = time.monotonic()
             await measure(client, paths, args.warmup, rng)
-            say(f"warm-up: {args.warmup} requests per kind in {time.monotonic() - t0:.0f} s")
+            common.say(f"warm-up: {args.warmup} requests per kind in {time.monotonic() - t0:.0f} s")
             rounds = []
             for number in range(1, args.rounds + 1):
                 found = await measure(client, paths, args.requests, rng)
                 rounds.append(found)
-                say(
+                common.say(
                     f"round {number}: p99 "
                     + ", ".join(f"{k} {stats(found[k]['ms'])['p99']} ms" for k in KINDS)
                 )
@@ -838,7 +835,7 @@ async def run(args: argparse.Namespace) -> None:
                 response = await client.get("/metrics")
                 scrapes.append(round((time.perf_counter() - started) * 1000, 1))
                 response.raise_for_status()
-            say(f"GET /metrics: {scrapes} ms")
+            common.say(f"GET /metrics: {scrapes} ms")
         calls = {k: n - before.get(k, 0) for k, n in (await common.rpc_calls(sim)).items()}
         await procs.stop(server)
         explained = await plans(database_url, sample, rng)

@@ -42,6 +42,11 @@ FINAL = frozenset({"succeeded", "failed", "finished", "rejected"})
 STOP_SECONDS = 60.0
 
 
+def say(line: str) -> None:
+    """A progress line, on stderr (stdout carries the summary)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def run_main(main: Coroutine[Any, Any, None]) -> None:
     """``asyncio.run(main)``, where SIGTERM cancels ``main`` like Ctrl-C: every process stops
     and the fresh database is dropped."""

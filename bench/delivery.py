@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -79,10 +78,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     common.run_main(run(parse_args(argv)))
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 class Receiver:
@@ -184,7 +179,7 @@ async def measure(
             )
             created.raise_for_status()
             receiver.verifier = Webhook(created.json()["secret"])
-        say(f"submitting {count:,} jobs")
+        common.say(f"submitting {count:,} jobs")
         jobs = await common.submit_jobs(api_url, count)
         await asyncio.sleep(sim_settings.job_seconds + 1)
         slots = asyncio.Semaphore(16)
@@ -197,7 +192,7 @@ async def measure(
         assert all(t["final_status"] in ("Success", "Failed") for t in truths)
         targets = [load.target(common.callback_token(t), t) for t in truths]
 
-        say(f"baseline: {count:,} posts straight to the receiver at {args.rate:g}/s")
+        common.say(f"baseline: {count:,} posts straight to the receiver at {args.rate:g}/s")
         host, _, hop_port = receiver_url.removeprefix("http://").partition(":")
         hop = await load.open_loop(
             host,
@@ -207,7 +202,9 @@ async def measure(
             seconds=args.seconds,
             first_event=FIRST_EVENT,
         )
-        say(f"icehook: {count:,} callbacks at {args.rate:g}/s over {serves} serve process(es)")
+        common.say(
+            f"icehook: {count:,} callbacks at {args.rate:g}/s over {serves} serve process(es)"
+        )
         # Serve n gets every serves-th callback, at its share of the rate.
         shares = [targets[n::serves] for n in range(serves)]
         dues: list[list[float]] = [[] for _ in range(serves)]

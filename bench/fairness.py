@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -64,10 +63,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     common.run_main(run(parse_args(argv)))
-
-
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 class Receiver:
@@ -148,12 +143,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             base_url=api_url, headers=headers, timeout=60, trust_env=False
         ) as api:
             fast.verifier = await subscribe(api, f"{receiver_url}/fast")
-            say("warming up (not measured)")
+            common.say("warming up (not measured)")
             await phase(api, args, "warm-up", seconds=WARM_UP_SECONDS)
-            say(f"alone: {args.rate:g} jobs a second for {args.seconds:g} s")
+            common.say(f"alone: {args.rate:g} jobs a second for {args.seconds:g} s")
             alone = await phase(api, args, "alone")
             slow.verifier = await subscribe(api, f"{receiver_url}/slow")
-            say(f"beside a neighbour answering after {args.slow_seconds:g} s")
+            common.say(f"beside a neighbour answering after {args.slow_seconds:g} s")
             beside = await phase(api, args, "beside")
         slow_count = len(slow.arrived)  # by the end of the phase, before it is let go
         latencies = await fast_latencies(database_url, fast, {"alone": alone, "beside": beside})

@@ -119,10 +119,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     common.run_main(run(args))
 
 
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 async def run(args: argparse.Namespace) -> None:
     events: Iterator[int] = itertools.count(FIRST_EVENT, EVENTS_PER_RUN)
     async with (
@@ -167,7 +163,7 @@ async def run(args: argparse.Namespace) -> None:
                     result = await closed_loop(name, connections, args.seconds)
                     ok_200[name] += result.answered - result.not_200
                     closed[name][connections].append(result)
-                    say(
+                    common.say(
                         f"round {round_}, {connections} connections, {name}: "
                         f"{result.ok_per_second:,.0f} 200s/s ({result.not_200} not 200, "
                         f"{result.socket_errors} socket errors)"
@@ -190,7 +186,7 @@ async def run(args: argparse.Namespace) -> None:
             )
             opened[name] = o
             ok_200[name] += o.ok
-            say(
+            common.say(
                 f"open loop, {name} at {rate}/s: p50 {o.p50_ms:.1f} ms, p99 {o.p99_ms:.1f} ms, "
                 f"{o.failed} failed"
             )

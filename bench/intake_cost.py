@@ -83,10 +83,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     common.run_main(run(args))
 
 
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def under_callgrind(out: Path, argv: Sequence[str]) -> list[str]:
     return [
         "valgrind",
@@ -136,7 +132,9 @@ async def run(args: argparse.Namespace) -> None:
                 callgrind(pids[name], "-i", "off")
                 callgrind(pids[name], "-d")
                 counts[name] = instructions(procs.log_dir / f"{name}.callgrind")
-                say(f"{name}: {counts[name] / args.callbacks:,.0f} instructions per callback")
+                common.say(
+                    f"{name}: {counts[name] / args.callbacks:,.0f} instructions per callback"
+                )
     data = results(args, facts, counts)
     markdown = summary(data)
     print(markdown)

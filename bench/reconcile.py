@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -88,10 +87,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     common.run_main(run(parse_args(argv)))
 
 
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 @dataclass
 class Stack:
     """A fresh database, an in-process simulator and the environment for icehook."""
@@ -132,9 +127,9 @@ async def run(args: argparse.Namespace) -> None:
         async with common.database(args.server_url, None) as url:
             facts = await common.machine_facts(url, common.command_line("bench.reconcile"))
         happy = await happy_path(args, procs)
-        say(f"happy path: {happy['per_job']} Get*/List* calls per job")
+        common.say(f"happy path: {happy['per_job']} Get*/List* calls per job")
         swept = await backlog_sweep(args, procs)
-        say(f"sweep: {swept['per_job']} Get*+List* calls per stale job")
+        common.say(f"sweep: {swept['per_job']} Get*+List* calls per stale job")
     data = {
         "facts": facts,
         "settings": {
@@ -210,7 +205,7 @@ async def backlog_sweep(args: argparse.Namespace, procs: Processes) -> dict[str,
         jobs = await common.submit_jobs(s.url, args.sweep_jobs, concurrency=32)
         submit_seconds = time.monotonic() - started
         await procs.stop(server)
-        say(f"sweep: {len(jobs)} jobs submitted in {submit_seconds:.0f} s; serve stopped")
+        common.say(f"sweep: {len(jobs)} jobs submitted in {submit_seconds:.0f} s; serve stopped")
         during_submission = await common.rpc_calls(s.sim)
         before_sweep = await common.status_counts(s.database_url)
         rows = await common.query(
@@ -219,7 +214,7 @@ async def backlog_sweep(args: argparse.Namespace, procs: Processes) -> dict[str,
             "WHERE status IN ('submitting', 'submitted', 'queuing', 'processing')",
         )
         wait = max(0.0, float(rows[0]["wait"])) + 1.0
-        say(f"sweep: waiting {wait:.0f} s until every job is due")
+        common.say(f"sweep: waiting {wait:.0f} s until every job is due")
         await asyncio.sleep(wait)
         swept_from = time.monotonic()
         worker = await procs.start("worker-sweep", common.icehook("worker"), s.env)
@@ -231,7 +226,7 @@ async def backlog_sweep(args: argparse.Namespace, procs: Processes) -> dict[str,
         sources = await counts(s.database_url, "job_events", "source")
     stale = sum(n for status, n in before_sweep.items() if status not in common.FINAL)
     if stale < len(jobs):
-        say(
+        common.say(
             f"warning: serve settled {len(jobs) - stale} jobs before the sweep: raise --sweep-after"
         )
     sweeping = sum(n for action, n in calls.items() if action.startswith(("Get", "List")))
