@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from app.core.access import Role, role_needed
 from app.http.contracts.errors import Error
-from app.http.contracts.subscriptions import WebhookEvent
+from app.http.contracts.subscriptions import OperationalEvent, WebhookEvent
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 # The console's pages are for people, not part of the API: left out of its description.
@@ -124,19 +124,33 @@ def document(routes: Sequence[BaseRoute]) -> dict[str, Any]:
         paths.setdefault(path, {})[method.lower()] = _operation(
             path, method, endpoint, declared, schemas_of
         )
-    webhook = schemas_of.ref(WebhookEvent, "serialization")
+    signed = (
+        "Headers webhook-id (the same on every retry), webhook-timestamp and "
+        "webhook-signature (v1,<base64 HMAC-SHA256>, or v1a,<base64 ed25519> for a "
+        "subscription with signature_scheme v1a; two entries while a rotated secret "
+        "overlaps), and the subscription's static headers. Any 2xx counts as delivered; "
+        "410 Gone disables the subscription; anything else is retried."
+    )
     webhooks = {
-        "event": {
+        name: {
             "post": {
-                "summary": "What each subscription receives, signed (Standard Webhooks)",
-                "description": "Headers webhook-id (the same on every retry), "
-                "webhook-timestamp and webhook-signature (v1,<base64 HMAC-SHA256>; two "
-                "entries while a rotated secret overlaps). Any 2xx counts as delivered; "
-                "410 Gone disables the subscription; anything else is retried.",
-                "requestBody": {"required": True, "content": _json(webhook)},
+                "summary": summary,
+                "description": signed,
+                "requestBody": {
+                    "required": True,
+                    "content": _json(schemas_of.ref(shape, "serialization")),
+                },
                 "responses": {"2XX": {"description": "delivered"}},
             }
         }
+        for name, shape, summary in (
+            ("event", WebhookEvent, "A job's event, to each subscription that wants it"),
+            (
+                "operational-event",
+                OperationalEvent,
+                "subscription.disabled / subscription.enabled, to the subscriptions that name them",
+            ),
+        )
     }
     return {
         "openapi": "3.1.0",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, with_config
+from pydantic import Field, WithJsonSchema, with_config
 from typing_extensions import TypedDict
 
+from app.core.events import EVENT_TYPES
 from app.core.queries import PAGE_DEFAULT, EventQuery
 from app.http.contracts.common import (
     FILTERS,
@@ -17,20 +19,32 @@ from app.http.contracts.common import (
     decode_id_cursor,
     encode_id_cursor,
     refuse_unstorable,
-    resource,
     validated,
 )
-from app.http.contracts.subscriptions import EventPattern, WebhookEvent
+from app.http.contracts.jobs import Job
+from app.http.contracts.subscriptions import EventPattern, SubscriptionNotice
 
 
-class RecordedEvent(WebhookEvent):
+class RecordedEvent(TypedDict):
     """An event as recorded: the body its webhooks carry, and their ``webhook-id``."""
 
     id: Annotated[str, Field(description="msg_...: the webhook-id of its webhooks")]
+    type: Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
+    timestamp: datetime
+    data: Annotated[
+        Job | SubscriptionNotice,
+        Field(description="the job; for a subscription.* event, the subscription"),
+    ]
 
 
 def recorded_event_resource(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {"id": row["event_id"], **resource(WebhookEvent, row["payload"])}
+    body = row["payload"]
+    return {
+        "id": row["event_id"],
+        "type": body["type"],
+        "timestamp": body["timestamp"],
+        "data": body["data"],
+    }
 
 
 @with_config(FILTERS)

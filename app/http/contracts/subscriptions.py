@@ -14,7 +14,7 @@ from pydantic import AfterValidator, Field, WithJsonSchema, with_config
 from typing_extensions import TypedDict
 
 from app.core.errors import ValidationError
-from app.core.events import EVENT_TYPES, PATTERNS
+from app.core.events import JOB_EVENT_TYPES, PATTERNS
 from app.core.shaping import (
     FILTER_KEYS_MAX,
     FILTER_TEXT_MAX,
@@ -36,7 +36,7 @@ URL_MAX = 2048
 DESCRIPTION_MAX = 1000
 
 
-EventType = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(EVENT_TYPES)})]
+EventType = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(JOB_EVENT_TYPES)})]
 
 
 def _known_pattern(pattern: str) -> str:

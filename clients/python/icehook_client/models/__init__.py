@@ -56,6 +56,8 @@ from .new_subscription_event_types_item import NewSubscriptionEventTypesItem
 from .new_subscription_headers_type_0 import NewSubscriptionHeadersType0
 from .new_subscription_signature_scheme import NewSubscriptionSignatureScheme
 from .openapi_json_response_200 import OpenapiJsonResponse200
+from .operational_event import OperationalEvent
+from .operational_event_type import OperationalEventType
 from .purged import Purged
 from .readiness import Readiness
 from .readiness_status import ReadinessStatus
@@ -75,6 +77,7 @@ from .subscription_change import SubscriptionChange
 from .subscription_change_event_types_item import SubscriptionChangeEventTypesItem
 from .subscription_change_headers_type_0 import SubscriptionChangeHeadersType0
 from .subscription_headers import SubscriptionHeaders
+from .subscription_notice import SubscriptionNotice
 from .subscription_signature_scheme import SubscriptionSignatureScheme
 from .subscriptions import Subscriptions
 from .webhook_event import WebhookEvent
@@ -133,6 +136,8 @@ __all__ = (
     "NewSubscriptionHeadersType0",
     "NewSubscriptionSignatureScheme",
     "OpenapiJsonResponse200",
+    "OperationalEvent",
+    "OperationalEventType",
     "Purged",
     "Readiness",
     "ReadinessStatus",
@@ -152,6 +157,7 @@ __all__ = (
     "SubscriptionChangeEventTypesItem",
     "SubscriptionChangeHeadersType0",
     "SubscriptionHeaders",
+    "SubscriptionNotice",
     "SubscriptionSignatureScheme",
     "Subscriptions",
     "WebhookEvent",

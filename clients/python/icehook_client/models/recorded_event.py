@@ -11,6 +11,7 @@ from ..models.recorded_event_type import RecordedEventType
 
 if TYPE_CHECKING:
     from ..models.job import Job
+    from ..models.subscription_notice import SubscriptionNotice
 
 
 T = TypeVar("T", bound="RecordedEvent")
@@ -21,20 +22,26 @@ class RecordedEvent:
     """An event as recorded: the body its webhooks carry, and their ``webhook-id``.
 
     Attributes:
-        data (Job): A job (``kind`` job) or a batch (``kind`` batch); ``status`` only moves forward.
+        data (Job | SubscriptionNotice): the job; for a subscription.* event, the subscription
         id (str): msg_...: the webhook-id of its webhooks
         timestamp (datetime.datetime):
         type_ (RecordedEventType):
     """
 
-    data: Job
+    data: Job | SubscriptionNotice
     id: str
     timestamp: datetime.datetime
     type_: RecordedEventType
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        data = self.data.to_dict()
+        from ..models.job import Job
+
+        data: dict[str, Any]
+        if isinstance(self.data, Job):
+            data = self.data.to_dict()
+        else:
+            data = self.data.to_dict()
 
         id = self.id
 
@@ -58,9 +65,26 @@ class RecordedEvent:
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.job import Job
+        from ..models.subscription_notice import SubscriptionNotice
 
         d = dict(src_dict)
-        data = Job.from_dict(d.pop("data"))
+
+        def _parse_data(data: object) -> Job | SubscriptionNotice:
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                data_type_0 = Job.from_dict(data)
+
+                return data_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            if not isinstance(data, dict):
+                raise TypeError()
+            data_type_1 = SubscriptionNotice.from_dict(data)
+
+            return data_type_1
+
+        data = _parse_data(d.pop("data"))
 
         id = d.pop("id")
 

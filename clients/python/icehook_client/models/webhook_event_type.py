@@ -14,8 +14,6 @@ class WebhookEventType(StrEnum):
     JOB_REJECTED = "job.rejected"
     JOB_SUBMITTED = "job.submitted"
     JOB_SUCCEEDED = "job.succeeded"
-    SUBSCRIPTION_DISABLED = "subscription.disabled"
-    SUBSCRIPTION_ENABLED = "subscription.enabled"
 
     def __str__(self) -> str:
         return str(self.value)
