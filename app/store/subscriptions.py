@@ -76,7 +76,7 @@ async def change(
     row = changed.mappings().one()
     if enabled is False:
         row = (
-            await disable(session, subscription_id, "disabled through the API", queue_disabled_for)
+            await disable(session, subscription_id, "disabled by an operator", queue_disabled_for)
             or row
         )
     elif enabled is True:

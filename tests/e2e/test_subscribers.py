@@ -169,7 +169,7 @@ async def test_a_disabled_subscriptions_events_stop_queueing_after_its_window(
     async with receiver() as r, stack(database_url, job_seconds=0.2, icehook=icehook) as s:
         subscription = await subscribe(s, r)
         off = await s.api.patch(f"/v1/subscriptions/{subscription['id']}", json={"enabled": False})
-        assert off.json()["disabled_reason"] == "disabled through the API"
+        assert off.json()["disabled_reason"] == "disabled by an operator"
         job = await s.submit(ProjectId="p-off")
         await eventually(lambda: finished(s, job))
         await s.api.patch(f"/v1/subscriptions/{subscription['id']}", json={"enabled": True})
