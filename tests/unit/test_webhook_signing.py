@@ -19,7 +19,6 @@ from app.telemetry.logs import Redactor
 from app.webhooks.signing import new_secret, public_key, signing_secrets, webhook_headers
 from tests.helpers.receiver import verify_v1a
 
-NOW = datetime.now(UTC)
 BODY = '{"type":"job.succeeded","data":{"id":"j","name":"中文 😀"}}'
 
 
@@ -59,14 +58,15 @@ def test_the_reference_librarys_vector_is_signed_alike() -> None:
 
 
 def test_a_v1a_signature_verifies_with_the_public_key_over_the_signed_content() -> None:
+    now = datetime.now(UTC)  # the receiver's checks are against the clock
     secret = new_secret("v1a")
     assert secret.startswith("whsk_")
     assert len(base64.b64decode(secret.removeprefix("whsk_"), validate=True)) == 32
     whpk = public_key(secret)
     headers = webhook_headers(
-        message_id="msg_1", body=BODY, secrets=[secret], now=NOW, scheme="v1a"
+        message_id="msg_1", body=BODY, secrets=[secret], now=now, scheme="v1a"
     )
-    assert headers["webhook-timestamp"] == str(int(NOW.timestamp()))
+    assert headers["webhook-timestamp"] == str(int(now.timestamp()))
     scheme, signature = headers["webhook-signature"].split(",")
     assert scheme == "v1a"
     assert verifies(whpk, signature, signed_content(headers, BODY))
@@ -76,10 +76,11 @@ def test_a_v1a_signature_verifies_with_the_public_key_over_the_signed_content() 
 
 
 def test_during_a_rotations_overlap_both_keys_sign_v1a() -> None:
+    now = datetime.now(UTC)  # the receiver's checks are against the clock
     old, new = new_secret("v1a"), new_secret("v1a")
-    row = {"secret": new, "previous_secret": old, "previous_secret_until": NOW}
-    during = signing_secrets(row, NOW - timedelta(seconds=1))
-    headers = webhook_headers(message_id="msg_2", body=BODY, secrets=during, now=NOW, scheme="v1a")
+    row = {"secret": new, "previous_secret": old, "previous_secret_until": now}
+    during = signing_secrets(row, now - timedelta(seconds=1))
+    headers = webhook_headers(message_id="msg_2", body=BODY, secrets=during, now=now, scheme="v1a")
     entries = headers["webhook-signature"].split(" ")
     assert [entry.split(",")[0] for entry in entries] == ["v1a", "v1a"]
     content = signed_content(headers, BODY)
@@ -87,26 +88,28 @@ def test_during_a_rotations_overlap_both_keys_sign_v1a() -> None:
     assert verifies(public_key(old), entries[1].split(",")[1], content)
     assert verify_v1a(public_key(old), BODY, headers)
     assert verify_v1a(public_key(new), BODY, headers)
-    after = signing_secrets(row, NOW + timedelta(seconds=1))
-    headers = webhook_headers(message_id="msg_2", body=BODY, secrets=after, now=NOW, scheme="v1a")
+    after = signing_secrets(row, now + timedelta(seconds=1))
+    headers = webhook_headers(message_id="msg_2", body=BODY, secrets=after, now=now, scheme="v1a")
     assert len(headers["webhook-signature"].split(" ")) == 1
     assert not verify_v1a(public_key(old), BODY, headers)
 
 
 def test_a_v1_signature_still_verifies_with_the_standardwebhooks_library() -> None:
+    now = datetime.now(UTC)  # the receiver's checks are against the clock
     old, new = new_secret(), new_secret("v1")
     assert new.startswith("whsec_")
-    headers = webhook_headers(message_id="msg_3", body=BODY, secrets=[new, old], now=NOW)
+    headers = webhook_headers(message_id="msg_3", body=BODY, secrets=[new, old], now=now)
     assert [entry[:3] for entry in headers["webhook-signature"].split(" ")] == ["v1,", "v1,"]
     for secret in (new, old):
         assert Webhook(secret).verify(BODY, headers)["type"] == "job.succeeded"
 
 
 def test_a_key_of_the_other_scheme_is_refused_not_used() -> None:
+    now = datetime.now(UTC)  # the receiver's checks are against the clock
     hmac, ed25519 = new_secret("v1"), new_secret("v1a")
     for scheme, secrets in (("v1a", [hmac]), ("v1", [ed25519]), ("v1a", [ed25519, hmac])):
         with pytest.raises(ValueError, match="signs only with") as refused:
-            webhook_headers(message_id="m", body=BODY, secrets=secrets, now=NOW, scheme=scheme)
+            webhook_headers(message_id="m", body=BODY, secrets=secrets, now=now, scheme=scheme)
         assert hmac not in str(refused.value)
         assert ed25519 not in str(refused.value)
     with pytest.raises(ValueError, match="no signature scheme"):
@@ -129,23 +132,25 @@ def test_only_a_whsk_32_byte_seed_is_a_secret_key(secret: str) -> None:
 
 
 def test_the_receiver_refuses_what_the_library_would_refuse() -> None:
+    now = datetime.now(UTC)  # the receiver's checks are against the clock
     secret = new_secret("v1a")
     whpk = public_key(secret)
-    headers = webhook_headers(message_id="m", body=BODY, secrets=[secret], now=NOW, scheme="v1a")
-    sent = NOW.timestamp()
+    headers = webhook_headers(message_id="m", body=BODY, secrets=[secret], now=now, scheme="v1a")
+    sent = now.timestamp()
     assert verify_v1a(whpk, BODY, headers, now=sent + 299)
     assert verify_v1a(whpk, BODY, headers, now=sent - 299)
     assert not verify_v1a(whpk, BODY, headers, now=sent + 301)  # too old
     assert not verify_v1a(whpk, BODY, headers, now=sent - 301)  # too new
-    v1 = webhook_headers(message_id="m", body=BODY, secrets=[new_secret()], now=NOW)
+    v1 = webhook_headers(message_id="m", body=BODY, secrets=[new_secret()], now=now)
     assert not verify_v1a(whpk, BODY, v1), "a v1 signature is no v1a one"
     assert not verify_v1a(whpk, BODY, {**headers, "webhook-id": "other"})
     assert not verify_v1a(whpk, BODY, {**headers, "webhook-signature": "v1a,AAAA"})
 
 
 def test_a_whsk_key_and_v1a_signatures_never_reach_a_log_line() -> None:
+    now = datetime.now(UTC)  # the receiver's checks are against the clock
     secret = new_secret("v1a")
-    headers = webhook_headers(message_id="m", body=BODY, secrets=[secret], now=NOW, scheme="v1a")
+    headers = webhook_headers(message_id="m", body=BODY, secrets=[secret], now=now, scheme="v1a")
     signature = headers["webhook-signature"].removeprefix("v1a,")
     encoded = secret.replace("+", "%2B").replace("/", "%2F").replace("=", "%3D")
     line = Redactor()(f"key {secret} again {encoded}; webhook-signature: v1a,{signature}")
@@ -156,6 +161,7 @@ def test_a_whsk_key_and_v1a_signatures_never_reach_a_log_line() -> None:
 
 
 def test_the_documented_receiver_verifies_v1a_and_refuses_what_it_should() -> None:
+    now = datetime.now(UTC)  # the receiver's checks are against the clock
     page = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
     section = page.split("## Webhook signatures", 1)[1]
     (example,) = re.findall(r"```python\n(.*?)```", section, re.S)
@@ -165,16 +171,16 @@ def test_the_documented_receiver_verifies_v1a_and_refuses_what_it_should() -> No
     names["TRUSTED"][:] = [public_key(old)]
     verify = names["verify_v1a"]
     body = BODY.encode()
-    both = webhook_headers(message_id="m", body=BODY, secrets=[new, old], now=NOW, scheme="v1a")
+    both = webhook_headers(message_id="m", body=BODY, secrets=[new, old], now=now, scheme="v1a")
     verify(body, both)  # the old key's signature, second in the header
     with pytest.raises(ValueError, match="no v1a signature"):
         verify(body + b" ", both)
     with pytest.raises(ValueError, match="no v1a signature"):
         verify(
-            body, webhook_headers(message_id="m", body=BODY, secrets=[new], now=NOW, scheme="v1a")
+            body, webhook_headers(message_id="m", body=BODY, secrets=[new], now=now, scheme="v1a")
         )
     stale = webhook_headers(
-        message_id="m", body=BODY, secrets=[old], now=NOW - timedelta(minutes=6), scheme="v1a"
+        message_id="m", body=BODY, secrets=[old], now=now - timedelta(minutes=6), scheme="v1a"
     )
     with pytest.raises(ValueError, match="5 minutes"):
         verify(body, stale)
