@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.core.statuses import JobKind, JobStatus
 
@@ -44,10 +45,10 @@ PATTERNS = frozenset(
     {*EVENT_TYPES, *(f"{kind.value}.*" for kind in JobKind), "subscription.*", "*"}
 )
 
-# What an operational event tells of its subscription.
+# What an operational event tells of its subscription (of its URL only the host: a path or
+# query may carry the receiver's token, and these events go to other receivers).
 SUBSCRIPTION_FIELDS = (
     "id",
-    "url",
     "description",
     "event_types",
     "enabled",
@@ -113,5 +114,6 @@ def subscription_event_body(event: str, row: Mapping[Any, Any]) -> dict[str, Any
     """What subscribers receive for the operational ``event`` about the subscription ``row``
     (as it is after the change): its time is the subscription's ``updated_at``."""
     data = {name: plain(row[name]) for name in SUBSCRIPTION_FIELDS}
+    data["host"] = urlsplit(row["url"]).hostname
     data["event_types"] = list(row["event_types"])
     return {"type": event, "timestamp": row["updated_at"].isoformat(), "data": data}

@@ -17,6 +17,9 @@ from typing import Any
 DEFAULT_MAX_IN_FLIGHT = 16
 MAX_IN_FLIGHT_LIMIT = 1000
 MAX_PER_SECOND_LIMIT = 10_000.0
+# The slowest pace: one request every 100 s. (A pace is kept as when the next request may
+# start; a rate near zero would put that beyond what a timestamp holds.)
+MIN_PER_SECOND = 0.01
 
 FILTER_VALUES_MAX = 100  # values a key of a filter may list
 FILTER_KEYS_MAX = 20  # UserData keys a filter may name
@@ -59,8 +62,9 @@ def header_problem(name: str, value: str) -> str | None:
     """Why the header ``name: value`` cannot be one of a subscription's, or None."""
     if not HEADER_NAME.fullmatch(name) or len(name) > HEADER_NAME_MAX:
         return f"{name[:40]!r} is not a header name"
-    lowered = name.lower()
-    if lowered in RESERVED_HEADERS or lowered.startswith(("webhook-", "proxy-")):
+    # As a receiver may read it: a CGI or WSGI server makes "webhook_id" of "webhook-id".
+    lowered = name.lower().replace("_", "-")
+    if lowered in RESERVED_HEADERS or lowered.startswith(("webhook-", "proxy-", "content-")):
         return f"{name!r} is set by icehook and cannot be replaced"
     if not HEADER_VALUE.fullmatch(value) or len(value) > HEADER_VALUE_MAX:
         return f"the value of {name!r} must be printable ASCII without line breaks"

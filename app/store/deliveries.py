@@ -11,6 +11,7 @@ and its subscription.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,8 +35,9 @@ DELIVERY, SUBSCRIPTION, OUTBOX = tables.deliveries, tables.subscriptions, tables
 # answers them with their message (and the traceparent its webhook's span continues) and
 # subscription. Fair: each subscription gets at most what its room allows (its own
 # max_in_flight less its requests in flight on every worker; :share less this worker's own
-# requests for it, :held; what its max_per_second allows now, paced by paced_until), and
-# the subscriptions take turns: every one's first due delivery before anyone's second.
+# requests for it, :held; what its max_per_second allows now, paced by paced_until (set by
+# PACE after the claim)), and the subscriptions take turns: every one's first due delivery
+# before anyone's second.
 CLAIM = sa.text(
     """
     WITH in_flight AS (
@@ -101,16 +103,8 @@ CLAIM = sa.text(
         SET lease_until = clock_timestamp() + make_interval(secs => :lease_seconds)
         WHERE id IN (SELECT id FROM chosen)
         RETURNING id, attempts, subscription_id, message_id
-    ), paced AS (
-        UPDATE subscriptions SET paced_until = greatest(
-            subscriptions.paced_until, clock_timestamp()
-        ) + make_interval(secs => taken.n / subscriptions.max_per_second)
-        FROM (SELECT subscription_id, count(*) AS n FROM leased GROUP BY subscription_id)
-            AS taken
-        WHERE subscriptions.id = taken.subscription_id
-          AND subscriptions.max_per_second IS NOT NULL
     )
-    SELECT leased.id, leased.attempts, leased.subscription_id,
+    SELECT leased.id, leased.attempts, leased.subscription_id, subscriptions.max_per_second,
            outbox.event_id, outbox.event_type, outbox.payload, outbox.traceparent,
            subscriptions.url, subscriptions.secret, subscriptions.previous_secret,
            subscriptions.previous_secret_until, subscriptions.signature_scheme,
@@ -144,7 +138,45 @@ async def claim(
             "held_counts": list(held.values()),
         },
     )
-    return list(rows.mappings())
+    claimed = list(rows.mappings())
+    taken = Counter(row["subscription_id"] for row in claimed if row["max_per_second"])
+    if taken:
+        await session.execute(PACE, {"ids": list(taken), "counts": [taken[key] for key in taken]})
+    return claimed
+
+
+# The rows of the subscriptions a recording will change, locked in id order as an UPDATE
+# would (not their keys: new deliveries for them may still be inserted meanwhile): those
+# with a failure, and those that were failing and now have a success. A healthy
+# subscriber's row is not locked: recordings for it on several workers do not queue.
+LOCK_CHANGING = sa.text(
+    """
+    SELECT id FROM subscriptions
+    WHERE id = ANY(CAST(:failed AS uuid[]))
+       OR (id = ANY(CAST(:delivered AS uuid[])) AND failing_since IS NOT NULL)
+    ORDER BY id FOR NO KEY UPDATE
+    """
+)
+
+# Each paced subscription's next start moved on by the requests just claimed for it: one
+# every 1/max_per_second s. Its rows are locked in id order first, as ``record`` locks
+# them, so that a claim and a recording never wait for each other in a cycle.
+PACE = sa.text(
+    """
+    WITH taken AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:counts AS int[])) AS t(id, n)
+    ), locked AS (
+        SELECT subscriptions.id FROM subscriptions JOIN taken USING (id)
+        ORDER BY subscriptions.id FOR NO KEY UPDATE OF subscriptions
+    )
+    UPDATE subscriptions SET paced_until = greatest(
+        subscriptions.paced_until, clock_timestamp()
+    ) + make_interval(secs => taken.n / subscriptions.max_per_second)
+    FROM taken
+    WHERE subscriptions.id = taken.id AND subscriptions.id IN (SELECT id FROM locked)
+      AND subscriptions.max_per_second IS NOT NULL
+    """
+)
 
 
 # The leases of deliveries still being sent or recorded (released ones stay released).
@@ -206,18 +238,25 @@ async def record(
         for delivery, attempt, verdict in finished
         if verdict.status == DeliveryStatus.DELIVERED
     ]
+    # The subscriptions this changes, locked first in id order, as the claim's PACE locks
+    # them: a claim and a recording then never wait for each other in a cycle.
+    failed = {d["subscription_id"] for d, _, v in finished if v.status != DeliveryStatus.DELIVERED}
+    ok = {d["subscription_id"] for d in delivered}
+    await session.execute(LOCK_CHANGING, {"failed": list(failed), "delivered": list(ok)})
     if delivered:
         await session.execute(RECORD_DELIVERED, columns(delivered))
     disabled = []
     for delivery, attempt, verdict in finished:
-        if verdict.status != DeliveryStatus.DELIVERED:
-            reason = await _record_failure(session, delivery, attempt, verdict, rule.after_seconds)
-            if reason is not None:
-                row = await subscriptions.disable(
-                    session, delivery["subscription_id"], reason, rule.queue_seconds
-                )
-                if row is not None:
-                    disabled.append(row)
+        if verdict.status == DeliveryStatus.DELIVERED:
+            continue
+        reason = await _record_failure(session, delivery, attempt, verdict, rule.after_seconds)
+        if reason is None:
+            continue
+        row = await subscriptions.disable(
+            session, delivery["subscription_id"], reason, rule.queue_seconds
+        )
+        if row is not None:
+            disabled.append(row)
     return disabled
 
 
@@ -289,6 +328,9 @@ REPLAY = sa.text(
       AND (CAST(:until AS timestamptz) IS NULL OR outbox.created_at < :until)
       AND {wants(subscription="subscriptions", job="jobs", event="outbox.event_type")}
       AND NOT (:recovering AND outbox.created_at < subscriptions.created_at)
+      -- an operational event about this very subscription was never meant for it
+      AND NOT (outbox.job_id IS NULL
+               AND outbox.payload -> 'data' ->> 'id' = CAST(subscriptions.id AS text))
     ORDER BY outbox.id
     ON CONFLICT (message_id, subscription_id) DO UPDATE SET {DUE_AGAIN}
         WHERE NOT (:recovering AND deliveries.status = 'delivered')

@@ -64,9 +64,11 @@ async def change(
     queue_disabled_for: float,
 ) -> RowMapping:
     """Change ``values`` (its columns); ``enabled`` disables (``disable``) or enables it
-    (``enable``) if it is not so already."""
+    (``enable``) if it is not so already. A new ``max_per_second`` starts a new pace."""
     values = dict(values)
     enabled = values.pop("enabled", None)
+    if "max_per_second" in values:
+        values["paced_until"] = None
     changed = await session.execute(
         sa.update(SUBSCRIPTION)
         .where(SUBSCRIPTION.c.id == subscription_id)
@@ -109,9 +111,9 @@ async def disable(
 
 
 async def enable(session: AsyncSession, subscription_id: uuid.UUID) -> RowMapping | None:
-    """Enable a disabled subscription (why it was disabled cleared; the events queued for it
-    meanwhile become due) and announce it (``subscription.enabled``); None if it was not
-    disabled."""
+    """Enable a disabled subscription (why it was disabled cleared; its pending deliveries,
+    the events queued for it meanwhile among them, due now) and announce it
+    (``subscription.enabled``); None if it was not disabled."""
     enabled = await session.execute(
         sa.update(SUBSCRIPTION)
         .where(
@@ -131,6 +133,17 @@ async def enable(session: AsyncSession, subscription_id: uuid.UUID) -> RowMappin
     )
     row = enabled.mappings().one_or_none()
     if row is not None:
+        # What waited for it is due now, each with a fresh schedule: a delivery that was
+        # between retries (up to a day apart) would hold its job's later events back.
+        await session.execute(
+            sa.update(tables.deliveries)
+            .where(
+                tables.deliveries.c.subscription_id == subscription_id,
+                tables.is_literally(tables.deliveries.c.status, DeliveryStatus.PENDING),
+                tables.deliveries.c.next_attempt_at > sa.func.now(),
+            )
+            .values(attempts=0, next_attempt_at=sa.func.now())
+        )
         await announce(session, SUBSCRIPTION_ENABLED, row)
         await session.execute(sa.select(notify(DELIVERIES)))
     return row

@@ -216,7 +216,7 @@ subscriptions = sa.Table(
     sa.Column("deleted_at", sa.DateTime(timezone=True)),
     sa.CheckConstraint("signature_scheme IN ('v1', 'v1a')", name="signature_scheme"),
     sa.CheckConstraint(
-        "max_in_flight >= 1 AND (max_per_second IS NULL OR max_per_second > 0)",
+        "max_in_flight >= 1 AND (max_per_second IS NULL OR max_per_second >= 0.01)",
         name="limits",
     ),
 )

@@ -48,7 +48,7 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("ck_subscriptions_limits"),
         "subscriptions",
-        "max_in_flight >= 1 AND (max_per_second IS NULL OR max_per_second > 0)",
+        "max_in_flight >= 1 AND (max_per_second IS NULL OR max_per_second >= 0.01)",
     )
     op.execute("UPDATE subscriptions SET disabled_at = updated_at WHERE NOT enabled")
     op.alter_column("outbox", "job_id", nullable=True)

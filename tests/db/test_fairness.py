@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.statuses import JobStatus
 from app.store import deliveries as store_deliveries
-from app.store.tables import jobs, subscriptions
+from app.store import subscriptions as store_subscriptions
+from app.store.tables import deliveries, jobs, outbox, subscriptions
 from tests.db.test_deliveries import SECRET, move
 
 
@@ -93,3 +95,52 @@ async def test_a_slow_rate_still_sends_one_at_a_time(
     first, second = await backlog(sessionmaker, 3, max_per_second=0.1)
     assert await claim(sessionmaker, limit=100) == {first: 1, second: 1}
     assert await claim(sessionmaker, limit=100) == {}
+
+
+async def test_a_new_rate_starts_a_new_pace(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    first, _ = await backlog(sessionmaker, 3, max_per_second=0.01)
+    assert (await claim(sessionmaker, limit=100))[first] == 1  # the next one in 100 s
+    async with sessionmaker.begin() as session:
+        await store_subscriptions.change(session, first, {"max_per_second": 10.0}, 60)
+    # The other two at once; the other subscription keeps its slow pace.
+    assert (await claim(sessionmaker, limit=100)) == {first: 2}
+
+
+async def test_enabling_makes_what_waited_due_at_once_and_own_notices_are_never_replayed(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    first, second = await backlog(sessionmaker, 2)
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            sa.update(subscriptions)
+            .where(subscriptions.c.id == first)
+            .values(event_types=["job.processing", "subscription.*"])
+        )
+        await session.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.subscription_id == first)
+            .values(attempts=5, next_attempt_at=sa.func.now() + timedelta(days=1))
+        )
+        assert await store_subscriptions.disable(session, first, "testing", 3600) is not None
+    async with sessionmaker.begin() as session:
+        assert await store_subscriptions.enable(session, first) is not None
+    async with sessionmaker() as session:
+        waiting = await session.execute(
+            sa.select(deliveries.c.attempts, deliveries.c.next_attempt_at <= sa.func.now())
+            .join(outbox, outbox.c.id == deliveries.c.message_id)
+            .where(deliveries.c.subscription_id == first, outbox.c.job_id.is_not(None))
+        )
+        assert {tuple(row) for row in waiting} == {(0, True)}
+    # Its own notices went to nobody (no other subscription asks), and replaying or
+    # recovering never sends them to it.
+    async with sessionmaker.begin() as session:
+        since = datetime.now(UTC) - timedelta(hours=1)
+        assert await store_deliveries.replay(session, first, since, None) == 2
+        assert await store_deliveries.replay(session, second, since, None) == 2
+    async with sessionmaker() as session:
+        notices = await session.scalar(
+            sa.select(sa.func.count()).select_from(deliveries).where(deliveries.c.job_id.is_(None))
+        )
+    assert notices == 0

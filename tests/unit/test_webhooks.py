@@ -150,6 +150,8 @@ async def test_static_headers_go_with_the_webhook_and_never_replace_its_own() ->
     ("name", "value"),
     [
         ("Webhook-Signature", "v1,x"),
+        ("webhook_signature", "v1,x"),
+        ("Content-MD5", "x"),
         ("webhook-anything", "x"),
         ("Content-Length", "1"),
         ("Host", "example.com"),

@@ -22,6 +22,7 @@ from app.core.shaping import (
     HEADERS_MAX,
     MAX_IN_FLIGHT_LIMIT,
     MAX_PER_SECOND_LIMIT,
+    MIN_PER_SECOND,
     as_text,
     header_problem,
     masked,
@@ -99,7 +100,7 @@ SignatureScheme = Annotated[
 
 
 FilterText = Annotated[str, Field(min_length=1, max_length=FILTER_TEXT_MAX)]
-FilterValue = FilterText | int | float | bool
+FilterValue = FilterText | Annotated[int, Field(ge=-(10**18), le=10**18)] | float | bool
 OneOrMore = Annotated[
     list[FilterValue] | FilterValue,
     Field(description="a value, or a list meaning any of its values"),
@@ -186,7 +187,11 @@ class _SubscriptionSettings(TypedDict, total=False):
     ]
     max_per_second: Annotated[
         float | None,
-        Field(gt=0, le=MAX_PER_SECOND_LIMIT, description="its requests a second; null: no limit"),
+        Field(
+            ge=MIN_PER_SECOND,
+            le=MAX_PER_SECOND_LIMIT,
+            description="its requests a second (0.01: one every 100 s); null: no limit",
+        ),
     ]
 
 
@@ -317,10 +322,11 @@ class WebhookEvent(TypedDict):
 
 
 class SubscriptionNotice(TypedDict):
-    """What the subscription changed (its secrets and headers never shown)."""
+    """What the subscription changed (of its URL only the host; its secrets and headers
+    never shown)."""
 
     id: uuid.UUID
-    url: str
+    host: str
     description: str
     event_types: list[str]
     enabled: bool

@@ -30,7 +30,7 @@ class NewSubscription:
         headers (NewSubscriptionHeadersType0 | None | Unset): static headers sent with each webhook (e.g. a gateway's
             token); write-only: shown masked; cannot replace webhook-*, host, content-* and the like
         max_in_flight (int | Unset): its requests at once, all workers
-        max_per_second (float | None | Unset): its requests a second; null: no limit
+        max_per_second (float | None | Unset): its requests a second (0.01: one every 100 s); null: no limit
         signature_scheme (NewSubscriptionSignatureScheme | Unset): v1: HMAC-SHA256 with a whsec_ secret; v1a: ed25519,
             see public_key
     """

@@ -22,7 +22,8 @@ class OperationalEvent:
     (or ``subscription.*``) receives, signed and retried like job events.
 
         Attributes:
-            data (SubscriptionNotice): What the subscription changed (its secrets and headers never shown).
+            data (SubscriptionNotice): What the subscription changed (of its URL only the host; its secrets and headers
+                never shown).
             timestamp (datetime.datetime):
             type_ (OperationalEventType):
     """

@@ -32,7 +32,7 @@ class SubscriptionChange:
         headers (None | SubscriptionChangeHeadersType0 | Unset): static headers sent with each webhook (e.g. a gateway's
             token); write-only: shown masked; cannot replace webhook-*, host, content-* and the like
         max_in_flight (int | Unset): its requests at once, all workers
-        max_per_second (float | None | Unset): its requests a second; null: no limit
+        max_per_second (float | None | Unset): its requests a second (0.01: one every 100 s); null: no limit
         url (str | Unset): http:// or https://, without credentials or #fragment
     """
 

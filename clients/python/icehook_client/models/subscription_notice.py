@@ -13,17 +13,18 @@ T = TypeVar("T", bound="SubscriptionNotice")
 
 @_attrs_define
 class SubscriptionNotice:
-    """What the subscription changed (its secrets and headers never shown).
+    """What the subscription changed (of its URL only the host; its secrets and headers
+    never shown).
 
-    Attributes:
-        description (str):
-        disabled_at (datetime.datetime | None):
-        disabled_reason (None | str):
-        enabled (bool):
-        event_types (list[str]):
-        id (UUID):
-        queue_until (datetime.datetime | None):
-        url (str):
+        Attributes:
+            description (str):
+            disabled_at (datetime.datetime | None):
+            disabled_reason (None | str):
+            enabled (bool):
+            event_types (list[str]):
+            host (str):
+            id (UUID):
+            queue_until (datetime.datetime | None):
     """
 
     description: str
@@ -31,9 +32,9 @@ class SubscriptionNotice:
     disabled_reason: None | str
     enabled: bool
     event_types: list[str]
+    host: str
     id: UUID
     queue_until: datetime.datetime | None
-    url: str
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +53,8 @@ class SubscriptionNotice:
 
         event_types = self.event_types
 
+        host = self.host
+
         id = str(self.id)
 
         queue_until: None | str
@@ -59,8 +62,6 @@ class SubscriptionNotice:
             queue_until = self.queue_until.isoformat()
         else:
             queue_until = self.queue_until
-
-        url = self.url
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -71,9 +72,9 @@ class SubscriptionNotice:
                 "disabled_reason": disabled_reason,
                 "enabled": enabled,
                 "event_types": event_types,
+                "host": host,
                 "id": id,
                 "queue_until": queue_until,
-                "url": url,
             }
         )
 
@@ -110,6 +111,8 @@ class SubscriptionNotice:
 
         event_types = cast(list[str], d.pop("event_types"))
 
+        host = d.pop("host")
+
         id = UUID(d.pop("id"))
 
         def _parse_queue_until(data: object) -> datetime.datetime | None:
@@ -127,17 +130,15 @@ class SubscriptionNotice:
 
         queue_until = _parse_queue_until(d.pop("queue_until"))
 
-        url = d.pop("url")
-
         subscription_notice = cls(
             description=description,
             disabled_at=disabled_at,
             disabled_reason=disabled_reason,
             enabled=enabled,
             event_types=event_types,
+            host=host,
             id=id,
             queue_until=queue_until,
-            url=url,
         )
 
         subscription_notice.additional_properties = d
