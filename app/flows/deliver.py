@@ -50,6 +50,15 @@ CLAIM_GAP_SECONDS = 0.005
 ERROR_PAUSE_SECONDS = 2.0
 
 
+def disabling_rule(settings: Settings) -> DisablingRule:
+    """When icehook disables a subscription, and how long its events queue after, as the
+    settings say."""
+    return DisablingRule(
+        after_seconds=settings.webhook_disable_after_seconds,
+        queue_seconds=settings.webhook_disabled_queue_seconds,
+    )
+
+
 def share_of(concurrency: int) -> int:
     """The most of a worker's ``concurrency`` slots one subscription may hold: half, so
     that a slow subscriber can never take the slots another one's webhooks need."""
@@ -89,6 +98,7 @@ class Deliverer:
         self._records = GroupCommit(self._record, MAX_RECORDED_TOGETHER)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._held: Counter[uuid.UUID] = Counter()  # requests in flight, by subscription
+        self._disabling = disabling_rule(settings)
 
     async def run(self, stopping: Callable[[], bool], poll_seconds: float) -> None:
         """Claim and send until ``stopping()``; sleep while nothing is due or every slot is
@@ -129,7 +139,7 @@ class Deliverer:
                 limit=free,
                 lease_seconds=self.leases.seconds,
                 share=share_of(self.settings.delivery_concurrency),
-                held=+self._held,
+                held=self._held,  # _release drops a subscription at zero
             )
         for delivery in claimed:
             subscription_id = delivery["subscription_id"]
@@ -187,12 +197,8 @@ class Deliverer:
             (delivery, attempt, verdict(attempt, delivery["attempts"], schedule, self.rng))
             for delivery, attempt in finished
         ]
-        rule = DisablingRule(
-            after_seconds=self.settings.webhook_disable_after_seconds,
-            queue_seconds=self.settings.webhook_disabled_queue_seconds,
-        )
         async with self.sessionmaker.begin() as session:
-            disabled = await deliveries.record(session, judged, rule)
+            disabled = await deliveries.record(session, judged, self._disabling)
         for subscription in disabled:
             log_disabled(subscription)
         return [None] * len(finished)

@@ -10,7 +10,7 @@ want the event's type, and, for a job's event, its ``filter`` lets the job throu
 from __future__ import annotations
 
 # Not deleted, and enabled or still queueing (disabled, but less than
-# ICEHOOK_WEBHOOK_DISABLED_QUEUE ago).
+# ICEHOOK_WEBHOOK_DISABLED_QUEUE_SECONDS ago).
 RECEIVING = (
     "{subscription}.deleted_at IS NULL"
     " AND ({subscription}.enabled OR {subscription}.queue_until > now())"

@@ -13,10 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.core.delivery import Attempt, DisablingRule, verdict
+from app.core.delivery import Attempt, verdict
 from app.core.moves import Move
 from app.core.policies import LEASE_SECONDS
 from app.core.statuses import EventSource, JobStatus
+from app.flows.deliver import disabling_rule
 from app.flows.leasing import LeaseKeeper
 from app.settings import Settings
 from app.store import deliveries as store_deliveries
@@ -35,14 +36,8 @@ async def record(
 ) -> str:
     """Record one delivery's ``attempt`` (``store.deliveries.record``); its new status."""
     judged = verdict(attempt, delivery["attempts"], settings.delivery_retry_schedule, rng)
-    await store_deliveries.record(session, [(delivery, attempt, judged)], disabling(settings))
+    await store_deliveries.record(session, [(delivery, attempt, judged)], disabling_rule(settings))
     return judged.status.value
-
-
-def disabling(settings: Settings) -> DisablingRule:
-    return DisablingRule(
-        settings.webhook_disable_after_seconds, settings.webhook_disabled_queue_seconds
-    )
 
 
 async def two_events(sessionmaker: async_sessionmaker[AsyncSession]) -> uuid.UUID:
@@ -174,7 +169,7 @@ async def test_deliveries_finished_together_are_recorded_together(
             (delivery, attempt, verdict(attempt, 0, settings.delivery_retry_schedule, rng))
             for delivery, attempt in zip(claimed, attempts, strict=True)
         ]
-        await store_deliveries.record(session, judged, disabling(settings))
+        await store_deliveries.record(session, judged, disabling_rule(settings))
     assert [v.status for _, _, v in judged] == ["delivered", "pending", "delivered"]
     async with sessionmaker() as session:
         rows = {row["id"]: row for row in (await session.execute(sa.select(deliveries))).mappings()}
